@@ -1,0 +1,178 @@
+"""The Python API: one function per thing a user does; the CLI is a thin shell over it.
+
+    import metanas
+    result = metanas.search("digits", method="value-net", top=5)
+    print(result.architecture)                      # NATS-Bench string of the top pick
+    trained = metanas.train("digits", result.architecture)
+    print(trained.test_acc)
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from metanas.data import ImageDataset, from_arrays, load_dataset
+from metanas.errors import ConfigError
+from metanas.methods.baselines import RandomSearch, RegularizedEvolution
+from metanas.methods.interface import Budget, SearchMethod, SearchResult, proxy_resolution
+from metanas.methods.value_net import ValueNetMethod
+from metanas.paths import assets_dir
+from metanas.spaces.nb201 import parse
+from metanas.tasks import make_task
+from metanas.training import TrainResult, get_recipe, train_architecture
+
+METHODS: dict[str, str] = {
+    "value-net": "task-aware value network (meta-learned; ranks all cells in well under a second)",
+    "random": "random search: trains random cells on the target task within the budget",
+    "rea": "regularized evolution: trains mutated cells on the target task within the budget",
+}
+DEFAULT_CHECKPOINTS = {"value-net": "value_net.safetensors"}
+
+
+def default_checkpoint(method: str) -> Path:
+    """The meta-trained checkpoint shipped inside the package for ``method``."""
+    if method not in DEFAULT_CHECKPOINTS:
+        raise ConfigError(f"method {method!r} has no shipped checkpoint")
+    return assets_dir() / DEFAULT_CHECKPOINTS[method]
+
+
+def as_dataset(dataset: str | Path | ImageDataset | tuple, *, seed: int = 0,
+               progress: bool = False) -> ImageDataset:
+    """A dataset from a builtin name, a path, ``(x, y)`` arrays, or an ImageDataset."""
+    if isinstance(dataset, ImageDataset):
+        return dataset
+    if isinstance(dataset, tuple):
+        return from_arrays(*dataset, seed=seed)
+    return load_dataset(dataset, seed=seed, progress=progress)
+
+
+def load_method(
+    method: str = "value-net",
+    *,
+    checkpoint: str | Path | None = None,
+    recipe: str = "cpu-proxy",
+    device: str = "cpu",
+) -> SearchMethod:
+    """Instantiate a search method (meta-learned ones from their checkpoint)."""
+    if method == "value-net":
+        return ValueNetMethod.load(checkpoint or default_checkpoint(method))
+    if method == "random":
+        return RandomSearch(recipe, device=device)
+    if method == "rea":
+        return RegularizedEvolution(recipe, device=device)
+    raise ConfigError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
+
+
+def search(
+    dataset: str | Path | ImageDataset | tuple,
+    *,
+    method: str | SearchMethod = "value-net",
+    top: int = 10,
+    seed: int = 0,
+    budget: Budget | None = None,
+    checkpoint: str | Path | None = None,
+    train: bool = False,
+    recipe: str = "cpu-proxy",
+    device: str = "cpu",
+    progress: bool = False,
+    options: dict[str, Any] | None = None,
+) -> SearchResult:
+    """Rank NB201 cells for ``dataset``; with ``train=True`` also train the top pick.
+
+    ``search_seconds`` is the wall time from the loaded model to the ranking, task encoding
+    included (dataset loading and checkpoint loading excluded). The trained pick, if any, is
+    in ``result.details["trained"]``.
+    """
+    if top < 1:
+        raise ConfigError(f"top must be >= 1, got {top}")
+    data = as_dataset(dataset, seed=seed, progress=progress)
+    runner = method if isinstance(method, SearchMethod) else load_method(
+        method, checkpoint=checkpoint, recipe=recipe, device=device
+    )
+    result = runner.search(data, top=top, seed=seed, budget=budget, progress=progress,
+                           **(options or {}))
+    if train:
+        trained = train(data, result.architecture, recipe=recipe, seed=seed, device=device,
+                        progress=progress)
+        result.details["trained"] = trained.to_dict()
+    return result
+
+
+def train(
+    dataset: str | Path | ImageDataset | tuple,
+    arch: str,
+    *,
+    recipe: str = "cpu-proxy",
+    seed: int = 0,
+    resolution: int | None = None,
+    max_train_per_class: int | None = None,
+    device: str = "cpu",
+    progress: bool = False,
+    return_model: bool = False,
+):
+    """Train one architecture on a dataset (validation carved from its train split)."""
+    arch = parse(arch)
+    data = as_dataset(dataset, seed=seed, progress=progress)
+    rec = get_recipe(recipe)
+    res = resolution or rec.resolution or proxy_resolution(max(data.image_size))
+    task = make_task(data, resolution=res, max_train_per_class=max_train_per_class, seed=seed)
+    return train_architecture(arch, task, rec, seed=seed, device=device, progress=progress,
+                              return_model=return_model)
+
+
+def meta_train(method: str, kb_path: str | Path, out: str | Path, *, progress: bool = False,
+               **options) -> dict[str, Any]:
+    """Meta-train ``method`` on a knowledge base and write its checkpoint to ``out``."""
+    from metanas.kb import KnowledgeBase
+
+    if method != "value-net":
+        raise ConfigError(f"meta-train supports: value-net (got {method!r})")
+    start = time.perf_counter()
+    with KnowledgeBase(kb_path, readonly=True) as kb:
+        model = ValueNetMethod.meta_train(kb, progress=progress, **options)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    model.save(out)
+    return {"method": method, "checkpoint": str(out), "seconds": time.perf_counter() - start,
+            **model.info}
+
+
+def parse_arch(arch: str):
+    """Validate an NB201 architecture string (clear error listing the format and the ops)."""
+    return parse(arch)
+
+
+def space_info(space: str = "nb201") -> dict[str, Any]:
+    """Sizes, ops, edge order and unique-cell counts of a search space."""
+    from metanas.spaces import nb201
+
+    if space != "nb201":
+        raise ConfigError(f"unknown search space {space!r}; available: nb201")
+    return {
+        "space": "nb201",
+        "cells": nb201.SPACE_SIZE,
+        "ops": list(nb201.OPS),
+        "edges": [f"{to}<-{src}" for to, src in nb201.EDGES],
+        "string_format": "|op~0|+|op~0|op~1|+|op~0|op~1|op~2| (NATS-Bench)",
+        "unique_functional": nb201.count_unique("functional"),
+        "unique_nb201_rule": nb201.count_unique("nb201"),
+        "unique_note": "functional: none edges and dead nodes removed, skip_connect = identity, "
+        "isomorphic cells merged; nb201_rule: NB201's own rule (the literature's 6,466)",
+    }
+
+
+def validate_value_net(kb_path: str | Path, *, folds: int = 5, **options) -> dict[str, Any]:
+    """Leave-tasks-out rank correlation of the value network on a knowledge base."""
+    from metanas.kb import KnowledgeBase
+    from metanas.methods.value_net import cross_validate
+
+    with KnowledgeBase(kb_path, readonly=True) as kb:
+        return cross_validate(kb, folds=folds, **options)
+
+
+__all__ = [
+    "METHODS", "Budget", "SearchResult", "TrainResult", "as_dataset", "default_checkpoint",
+    "load_method", "meta_train", "parse_arch", "search", "space_info", "train",
+    "validate_value_net",
+]

@@ -1,0 +1,365 @@
+"""The ``metanas`` command line: a thin shell over :mod:`metanas.api` and the knowledge base.
+
+User mistakes (bad paths, malformed architectures, corrupt files) print one line to stderr and
+exit with code 2; there is no traceback for them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from metanas import api
+from metanas.errors import ConfigError, MetanasError
+
+app = typer.Typer(
+    help="metanas: meta architecture search. Pick a NAS-Bench-201 cell for a dataset in seconds.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+kb_app = typer.Typer(help="Build, import into, inspect and export knowledge bases.",
+                     no_args_is_help=True)
+space_app = typer.Typer(help="Search-space information.", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+app.add_typer(space_app, name="space")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def handles_errors(fn):
+    """Turn user errors into a one-line message and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except MetanasError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write JSON atomically so an interrupted run leaves no half-written file."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        tmp.replace(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write --json {path}: {exc.strerror or exc}") from None
+
+
+def _budget(evaluations: int | None, seconds: float | None) -> api.Budget | None:
+    if evaluations is None and seconds is None:
+        return None
+    if (evaluations is not None and evaluations < 1) or (seconds is not None and seconds <= 0):
+        raise ConfigError("--budget-evals must be >= 1 and --budget must be > 0 seconds")
+    return api.Budget(seconds=seconds, evaluations=evaluations)
+
+
+# ----- search / train ------------------------------------------------------------------------
+@app.command()
+@handles_errors
+def search(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Builtin name (digits), .npz, "
+                                         "ImageFolder directory or .zip.")] = "digits",
+    method: Annotated[str, typer.Option(help="value-net | random | rea")] = "value-net",
+    top: Annotated[int, typer.Option(help="How many ranked candidates to return.")] = 10,
+    train: Annotated[bool, typer.Option("--train", help="Train the top pick and report its "
+                                        "test accuracy.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for every random choice.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result as JSON.")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="Meta-trained checkpoint (default: "
+                                                    "the shipped one).")] = None,
+    mode: Annotated[str, typer.Option(help="value-net: gradient | exhaustive")] = "gradient",
+    budget_evals: Annotated[int | None, typer.Option(help="random/rea: candidates to train "
+                                                     "(default 10).")] = None,
+    budget: Annotated[float | None, typer.Option(help="random/rea: wall-clock seconds.")] = None,
+    recipe: Annotated[str, typer.Option(help="Training recipe for --train and baselines.")] = "cpu-proxy",
+    device: Annotated[str, typer.Option(help="cpu | cuda | auto")] = "cpu",
+    save_model: Annotated[Path | None, typer.Option(help="With --train: save the trained "
+                                                    "weights (safetensors).")] = None,
+) -> None:
+    """Rank NB201 architectures for a dataset (and optionally train the best)."""
+    options = {"mode": mode} if method == "value-net" else {}
+    data = api.as_dataset(dataset, seed=seed, progress=True)
+    result = api.search(
+        data, method=method, top=top, seed=seed, budget=_budget(budget_evals, budget),
+        checkpoint=checkpoint, recipe=recipe, device=device, progress=sys.stderr.isatty(),
+        options=options,
+    )
+    payload = result.to_dict()
+    if train:
+        trained, model = api.train(data, result.architecture, recipe=recipe, seed=seed,
+                                   device=device, progress=sys.stderr.isatty(), return_model=True)
+        payload["trained"] = trained.to_dict()
+        if save_model:
+            _save_model(model, save_model, trained.to_dict())
+    table = Table(title=f"{result.method} on {result.dataset}: top {len(result.candidates)}")
+    table.add_column("#", justify="right")
+    table.add_column("architecture (NATS-Bench string)", overflow="fold")
+    table.add_column("score", justify="right")
+    for i, c in enumerate(result.candidates, 1):
+        table.add_row(str(i), c.arch, f"{c.score:.4f}")
+    out.print(table)
+    out.print(f"search: {result.search_seconds:.2f} s", highlight=False)
+    if train:
+        t = payload["trained"]
+        out.print(f"trained top pick ({t['recipe']}, seed {seed}): test accuracy "
+                  f"{t['test_acc']:.4f}, val {t['val_acc']:.4f}, {t['seconds']:.1f} s, "
+                  f"{t['params']:,} params", highlight=False)
+    if json_out:
+        write_json(json_out, payload)
+
+
+def _save_model(model, path: Path, info: dict) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    meta = {"format": "metanas.nb201-network/1", "arch": info["arch"],
+            "config": json.dumps(model.config), "result": json.dumps(info)}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp), metadata=meta)
+    tmp.replace(path)
+
+
+@app.command("train")
+@handles_errors
+def train_cmd(
+    dataset: Annotated[str, typer.Option("--dataset", "-d")],
+    arch: Annotated[str, typer.Option(help="NATS-Bench architecture string.")],
+    recipe: Annotated[str, typer.Option()] = "cpu-proxy",
+    seed: Annotated[int, typer.Option()] = 0,
+    resolution: Annotated[int | None, typer.Option(help="Input side in px (default: the "
+                                                   "recipe's, else 16 or 32).")] = None,
+    device: Annotated[str, typer.Option()] = "cpu",
+    json_out: Annotated[Path | None, typer.Option("--json")] = None,
+    save_model: Annotated[Path | None, typer.Option()] = None,
+) -> None:
+    """Train one architecture on a dataset and report its accuracy."""
+    api.parse_arch(arch)
+    result, model = api.train(dataset, arch, recipe=recipe, seed=seed, resolution=resolution,
+                              device=device, progress=True, return_model=True)
+    d = result.to_dict()
+    for k in ("arch", "recipe", "val_acc", "test_acc", "train_loss", "seconds", "params", "macs",
+              "device"):
+        out.print(f"{k:>10}: {d[k]}", highlight=False)
+    if save_model:
+        _save_model(model, save_model, d)
+    if json_out:
+        write_json(json_out, d)
+
+
+@app.command("meta-train")
+@handles_errors
+def meta_train_cmd(
+    kb: Annotated[Path, typer.Option(help="Knowledge base (.db).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Checkpoint to write.")],
+    method: Annotated[str, typer.Option()] = "value-net",
+    loss: Annotated[str, typer.Option(help="mse | rank | mse+rank")] = "mse",
+    epochs: Annotated[int, typer.Option()] = 300,
+    seed: Annotated[int, typer.Option()] = 0,
+    recipe: Annotated[str | None, typer.Option(help="Only evaluations of this recipe.")] = None,
+) -> None:
+    """Meta-train a method on a knowledge base and write its checkpoint."""
+    info = api.meta_train(method, kb, out_path, loss=loss, epochs=epochs, seed=seed,
+                          recipe=recipe, progress=True)
+    out.print_json(data=info)
+
+
+@app.command()
+@handles_errors
+def validate(
+    kb: Annotated[Path, typer.Option(help="Knowledge base (.db).")],
+    folds: Annotated[int, typer.Option()] = 5,
+    loss: Annotated[str, typer.Option()] = "mse",
+    epochs: Annotated[int, typer.Option()] = 300,
+    seed: Annotated[int, typer.Option()] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json")] = None,
+) -> None:
+    """Leave-tasks-out validation of the value network (Spearman / Kendall per held-out task)."""
+    report = api.validate_value_net(kb, folds=folds, loss=loss, epochs=epochs, seed=seed)
+    table = Table(title=f"value-net leave-tasks-out ({report['tasks']} tasks, {folds} folds)")
+    table.add_column("model")
+    for m in ("spearman", "kendall", "top1_regret"):
+        table.add_column(f"{m} mean", justify="right")
+        table.add_column("median", justify="right")
+    for name in ("task_aware", "task_agnostic"):
+        s = report[name]
+        table.add_row(name, *(f"{s[f'{m}_{a}']:.3f}" for m in ("spearman", "kendall", "top1_regret")
+                              for a in ("mean", "median")))
+    out.print(table)
+    if json_out:
+        write_json(json_out, report)
+
+
+# ----- information ----------------------------------------------------------------------------
+@space_app.command("info")
+@handles_errors
+def space_info(
+    space: Annotated[str, typer.Argument(help="Search space name.")] = "nb201",
+    json_flag: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Sizes, ops, edge order and the unique-cell counts of a search space."""
+    info = api.space_info(space)
+    if json_flag:
+        out.print_json(data=info)
+        return
+    for k, v in info.items():
+        out.print(f"[bold]{k}[/]: {v}", highlight=False)
+
+
+@app.command()
+@handles_errors
+def datasets(json_flag: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """What metanas can load: builtin datasets, file formats, and datasets found nearby."""
+    from metanas.data import available_datasets
+
+    info = available_datasets()
+    if json_flag:
+        out.print_json(data=info)
+        return
+    table = Table(title="datasets")
+    table.add_column("name / format")
+    table.add_column("kind")
+    table.add_column("details")
+    for row in info:
+        name = str(row.get("name", row.get("format", "")))
+        kind = str(row.get("kind", ""))
+        rest = {k: v for k, v in row.items() if k not in ("name", "kind", "format")}
+        table.add_row(name, kind, "; ".join(f"{k}: {v}" for k, v in rest.items()))
+    out.print(table)
+
+
+# ----- knowledge base -------------------------------------------------------------------------
+def _csv_ints(text: str, name: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be comma-separated integers, got {text!r}") from None
+    if not values:
+        raise ConfigError(f"{name} is empty")
+    return values
+
+
+@kb_app.command("build")
+@handles_errors
+def kb_build(
+    source: Annotated[str, typer.Option(help="Dataset to draw tasks from (path or name).")],
+    kb: Annotated[Path, typer.Option(help="Knowledge base file (created or resumed).")],
+    tasks: Annotated[int, typer.Option(help="Number of tasks.")] = 10,
+    archs: Annotated[int, typer.Option(help="Architectures per task.")] = 20,
+    anchors: Annotated[int, typer.Option(help="Architectures shared by all tasks.")] = 8,
+    n_way: Annotated[str, typer.Option(help="Classes per task (comma list to vary).")] = "10",
+    resolutions: Annotated[str, typer.Option(help="Task resolutions in px.")] = "16,32",
+    train_per_class: Annotated[str, typer.Option(help="Per-class caps on labelled images "
+                                                 "(comma list, 0 = all).")] = "0",
+    recipe: Annotated[str, typer.Option()] = "cpu-proxy",
+    seeds: Annotated[str, typer.Option(help="Training seeds per evaluation.")] = "0",
+    seed: Annotated[int, typer.Option(help="Plan seed (tasks and architectures).")] = 0,
+    workers: Annotated[int, typer.Option(help="Parallel worker processes.")] = 1,
+    executor: Annotated[str, typer.Option(help="local | process")] = "process",
+    device: Annotated[str, typer.Option()] = "cpu",
+    limit: Annotated[int | None, typer.Option(help="Train at most this many now.")] = None,
+) -> None:
+    """Sample tasks x architectures, train them, store the results (resumable)."""
+    from metanas.kb import KnowledgeBase
+    from metanas.kb.build import BuildPlan, build_kb
+
+    caps = tuple(c or None for c in _csv_ints(train_per_class, "--train-per-class"))
+    plan = BuildPlan(
+        source=source, tasks=tasks, archs_per_task=archs, anchors=anchors,
+        n_way=_csv_ints(n_way, "--n-way"), resolutions=_csv_ints(resolutions, "--resolutions"),
+        train_per_class=caps, recipe=recipe, seeds=_csv_ints(seeds, "--seeds"), seed=seed,
+    )
+    with KnowledgeBase(kb) as store:
+        report = build_kb(store, plan, workers=workers, executor=executor, device=device,
+                          limit=limit, progress=True)
+    out.print_json(data=report.to_dict())
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@kb_app.command("import-table")
+@handles_errors
+def kb_import_table(
+    csv_path: Annotated[Path, typer.Argument(help="CSV with an NB201 architecture column.")],
+    kb: Annotated[Path, typer.Option(help="Knowledge base file.")],
+    dataset: Annotated[str, typer.Option(help="Dataset the table's numbers are for.")],
+    arch_column: Annotated[str | None, typer.Option(help="Architecture column (auto).")] = None,
+    metric: Annotated[list[str] | None, typer.Option(help="KB_METRIC=COLUMN, repeatable "
+                                                     "(auto-detected when omitted).")] = None,
+) -> None:
+    """Import a published table (e.g. a NATS-Bench export) as evaluations of a dataset."""
+    from metanas.kb import KnowledgeBase, import_table
+
+    mapping = None
+    if metric:
+        mapping = {}
+        for item in metric:
+            name, sep, column = item.partition("=")
+            if not sep:
+                raise ConfigError(f"--metric must look like test_acc=COLUMN, got {item!r}")
+            mapping[name.strip()] = column.strip()
+    with KnowledgeBase(kb) as store:
+        summary = import_table(store, csv_path, dataset=dataset, arch_column=arch_column,
+                               metric_columns=mapping)
+    out.print_json(data=summary)
+
+
+@kb_app.command("stats")
+@handles_errors
+def kb_stats_cmd(
+    kb: Annotated[Path, typer.Argument(help="Knowledge base file.")],
+    json_flag: Annotated[bool, typer.Option("--json")] = False,
+    max_tasks: Annotated[int, typer.Option(help="Rows in the per-task table.")] = 30,
+) -> None:
+    """Counts and per-task accuracy spread."""
+    from metanas.kb import KnowledgeBase, format_stats, kb_stats
+
+    with KnowledgeBase(kb, readonly=True) as store:
+        stats = kb_stats(store)
+    if json_flag:
+        out.print_json(data=stats)
+        return
+    for table in format_stats(stats, max_tasks=max_tasks):
+        out.print(table)
+
+
+@kb_app.command("export")
+@handles_errors
+def kb_export(
+    kb: Annotated[Path, typer.Argument(help="Knowledge base file.")],
+    csv_path: Annotated[Path, typer.Option("--csv", help="CSV file to write.")],
+) -> None:
+    """Export every evaluation (joined with its task and architecture) as CSV."""
+    from metanas.kb import KnowledgeBase
+
+    with KnowledgeBase(kb, readonly=True) as store:
+        n = store.export_csv(csv_path)
+    out.print(f"wrote {n} evaluations to {csv_path}", highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,361 @@
+"""Build a knowledge base: sample tasks x architectures from a source, train, store.
+
+The plan (which tasks, which architectures, which seeds) is a pure function of the options, so a
+build that is killed, even with SIGKILL, and restarted recomputes the same plan, skips what the
+knowledge base already holds and trains the rest. Workers only train; results come back to the
+one writer (this process), which commits each evaluation in its own transaction, and the
+store's UNIQUE(task, architecture, recipe, seed) constraint makes a duplicate impossible.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from metanas.data import ImageDataset, load_dataset
+from metanas.errors import ConfigError
+from metanas.features.metafeatures import compute_meta_features
+from metanas.kb.store import KnowledgeBase
+from metanas.spaces.nb201 import NB201Arch
+from metanas.tasks import Task, TaskSpec, make_task
+from metanas.training import get_recipe, train_architecture
+
+REFERENCE_CELLS = (
+    # NB201's best CIFAR-10 cell and a ResNet-like cell: known-good regions every task covers.
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|",
+)
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """What a build trains; every random choice derives from ``seed``."""
+
+    source: str
+    tasks: int = 10
+    archs_per_task: int = 20
+    anchors: int = 8
+    """Architectures shared by every task (the reference cells first), so tasks can be compared."""
+    n_way: tuple[int, ...] = (10,)
+    resolutions: tuple[int, ...] = (16, 32)
+    train_per_class: tuple[int | None, ...] = (None,)
+    """Choices for a task's per-class cap on labelled images (varied so size features vary)."""
+    max_test_per_class: int | None = None
+    recipe: str = "cpu-proxy"
+    seeds: tuple[int, ...] = (0,)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.tasks < 1 or self.archs_per_task < 1:
+            raise ConfigError("--tasks and --archs must be >= 1")
+        if not 0 <= self.anchors <= self.archs_per_task:
+            raise ConfigError("--anchors must be between 0 and --archs")
+        get_recipe(self.recipe)
+
+    def task_specs(self, dataset: ImageDataset) -> list[TaskSpec]:
+        rng = np.random.default_rng([self.seed, 1])
+        specs = []
+        for i in range(self.tasks):
+            n_way = int(rng.choice(self.n_way))
+            if not 2 <= n_way <= dataset.num_classes:
+                raise ConfigError(
+                    f"n_way {n_way} is not possible with {dataset.num_classes} classes in "
+                    f"{dataset.name}"
+                )
+            classes = tuple(int(c) for c in rng.choice(dataset.num_classes, n_way, replace=False))
+            cap = self.train_per_class[int(rng.integers(len(self.train_per_class)))]
+            specs.append(
+                TaskSpec(
+                    classes=classes,
+                    resolution=int(rng.choice(self.resolutions)),
+                    max_train_per_class=cap,
+                    max_test_per_class=self.max_test_per_class,
+                    seed=self.seed * 100_003 + i,
+                )
+            )
+        return specs
+
+    def anchor_archs(self) -> list[NB201Arch]:
+        out = [NB201Arch.from_string(s) for s in REFERENCE_CELLS][: self.anchors]
+        return _unique_connected(np.random.default_rng([self.seed, 2]), self.anchors, out)
+
+    def task_archs(self, index: int, anchors: list[NB201Arch]) -> list[NB201Arch]:
+        rng = np.random.default_rng([self.seed, 3, index])
+        return _unique_connected(rng, self.archs_per_task, list(anchors))
+
+
+def _unique_connected(rng: np.random.Generator, n: int, start: list[NB201Arch]) -> list[NB201Arch]:
+    """Extend ``start`` with random cells until n functionally distinct, connected cells."""
+    out = list(start)
+    seen = {a.canonical_form for a in out}
+    while len(out) < n:
+        arch = NB201Arch.sample(rng)
+        if arch.is_connected and arch.canonical_form not in seen:
+            seen.add(arch.canonical_form)
+            out.append(arch)
+    return out
+
+
+@dataclass
+class Job:
+    """One evaluation to run; plain data so it pickles to worker processes."""
+
+    source: str
+    spec: dict
+    task_key: str
+    arch: str
+    recipe: str
+    seed: int
+    device: str = "cpu"
+
+
+@dataclass
+class BuildReport:
+    planned: int = 0
+    already_done: int = 0
+    trained: int = 0
+    failed: int = 0
+    retried: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ----- worker side -------------------------------------------------------------------------
+_CACHE: dict[str, object] = {}
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+
+
+def _cached_task(source: str, spec: dict) -> Task:
+    dataset = _CACHE.get(("dataset", source))
+    if dataset is None:
+        dataset = load_dataset(source, progress=False)
+        _CACHE[("dataset", source)] = dataset
+    key = ("task", source, repr(sorted(spec.items())))
+    task = _CACHE.get(key)
+    if task is None:
+        for k in [k for k in _CACHE if k[0] == "task"]:
+            del _CACHE[k]
+        task = make_task(dataset, TaskSpec.from_dict(spec))
+        _CACHE[key] = task
+    return task
+
+
+def run_job(job: Job) -> dict:
+    """Train one (task, architecture, seed); runs in a worker process or inline."""
+    task = _cached_task(job.source, job.spec)
+    result = train_architecture(job.arch, task, job.recipe, seed=job.seed, device=job.device)
+    return result.to_dict()
+
+
+# ----- planner and writer ------------------------------------------------------------------
+def plan_jobs(
+    kb: KnowledgeBase,
+    plan: BuildPlan,
+    dataset: ImageDataset,
+    *,
+    device: str = "cpu",
+    on_task: Callable[[int, int], None] | None = None,
+) -> tuple[list[Job], int]:
+    """Register the plan's tasks (with meta-features) and list the evaluations still missing."""
+    recipe = get_recipe(plan.recipe)
+    done = kb.done_keys(recipe.hash)
+    anchors = plan.anchor_archs()
+    specs = plan.task_specs(dataset)
+    known_keys = {t["key"] for t in kb.tasks() if t.get("meta_features")}
+    jobs, already = [], 0
+    for i, spec in enumerate(specs):
+        key = spec.key(dataset.fingerprint)
+        if key not in known_keys:
+            task = make_task(dataset, spec)
+            info = task.describe()
+            kb.add_task(
+                key,
+                name=f"{dataset.name}/{task.num_classes}way-{spec.resolution}px-{i:04d}",
+                source=dataset.name,
+                fingerprint=dataset.fingerprint,
+                classes=list(spec.classes),
+                resolution=spec.resolution,
+                channels=task.channels,
+                num_classes=task.num_classes,
+                sizes={"train": info["n_train"], "val": info["n_val"], "test": info["n_test"]},
+                seed=spec.seed,
+                spec=spec.to_dict(),
+                meta_features=compute_meta_features(task),
+            )
+        if on_task:
+            on_task(i + 1, len(specs))
+        for arch in plan.task_archs(i, anchors):
+            for seed in plan.seeds:
+                if (key, arch.to_string(), seed) in done:
+                    already += 1
+                    continue
+                jobs.append(
+                    Job(
+                        plan.source,
+                        spec.to_dict(),
+                        key,
+                        arch.to_string(),
+                        plan.recipe,
+                        seed,
+                        device,
+                    )
+                )
+    return jobs, already
+
+
+def _store(kb: KnowledgeBase, job: Job, result: dict, task_ids: dict[str, int]) -> bool:
+    recipe = get_recipe(job.recipe)
+    if job.task_key not in task_ids:
+        task_ids[job.task_key] = kb.task(job.task_key)["id"]
+    arch = NB201Arch.from_string(job.arch)
+    arch_id = kb.add_architecture(job.arch, canonical=arch.canonical_hash())
+    return kb.add_evaluation(
+        task_ids[job.task_key],
+        arch_id,
+        recipe=recipe.name,
+        recipe_hash=recipe.hash,
+        seed=job.seed,
+        metrics={
+            k: result[k]
+            for k in ("val_acc", "test_acc", "train_loss", "val_loss", "params", "macs")
+        },
+        recipe_config=recipe.config(),
+        seconds=result["seconds"],
+        device=result["device"],
+    )
+
+
+def build_kb(
+    kb: KnowledgeBase,
+    plan: BuildPlan,
+    *,
+    workers: int = 1,
+    executor: str = "process",
+    device: str = "cpu",
+    max_retries: int = 2,
+    progress: bool = True,
+    limit: int | None = None,
+) -> BuildReport:
+    """Run (or resume) ``plan`` into ``kb``; see the module docstring for the guarantees."""
+    if executor not in ("local", "process"):
+        raise ConfigError(f"--executor must be local or process, got {executor!r}")
+    if workers < 1:
+        raise ConfigError("--workers must be >= 1")
+    start = time.perf_counter()
+    dataset = load_dataset(plan.source, progress=progress)
+    with _Progress(progress) as bar:
+        plan_task = bar.add("register tasks", plan.tasks)
+        jobs, already = plan_jobs(
+            kb, plan, dataset, device=device, on_task=lambda i, n: bar.set(plan_task, i)
+        )
+        if limit is not None:
+            jobs = jobs[:limit]
+        report = BuildReport(planned=len(jobs) + already, already_done=already)
+        task_ids: dict[str, int] = {}
+        train_task = bar.add("train", len(jobs))
+        for job, result, error in _execute(jobs, workers, executor, max_retries, report):
+            if error is not None:
+                report.failed += 1
+                report.errors.append(f"{job.task_key[:12]} {job.arch}: {error}")
+            elif _store(kb, job, result, task_ids):
+                report.trained += 1
+            bar.advance(train_task)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _execute(
+    jobs: list[Job], workers: int, executor: str, max_retries: int, report: BuildReport
+) -> Iterator[tuple[Job, dict | None, str | None]]:
+    """Yield (job, result, error) as jobs finish; a crashed pool is rebuilt and jobs retried."""
+    if executor == "local":
+        for job in jobs:
+            try:
+                yield job, run_job(job), None
+            except Exception as exc:  # a failing evaluation must not stop the build
+                yield job, None, f"{type(exc).__name__}: {exc}"
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pending = list(jobs)
+    attempts: dict[int, int] = {}
+    while pending:
+        ctx = mp.get_context("spawn")
+        with cf.ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)
+        ) as pool:
+            futures = {pool.submit(run_job, job): job for job in pending}
+            pending = []
+            for fut in cf.as_completed(futures):
+                job = futures[fut]
+                try:
+                    yield job, fut.result(), None
+                except cf.process.BrokenProcessPool:
+                    n = attempts[id(job)] = attempts.get(id(job), 0) + 1
+                    if n > max_retries:
+                        yield job, None, "worker process died repeatedly"
+                    else:
+                        report.retried += 1
+                        pending.append(job)
+                except Exception as exc:
+                    yield job, None, f"{type(exc).__name__}: {exc}"
+
+
+class _Progress:
+    """A rich progress display with named bars, or nothing."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._prog = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._prog = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+            )
+            self._prog.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._prog is not None:
+            self._prog.stop()
+
+    def add(self, label: str, total: int):
+        return self._prog.add_task(label, total=total) if self._prog else None
+
+    def set(self, task_id, completed: int) -> None:
+        if self._prog is not None:
+            self._prog.update(task_id, completed=completed)
+
+    def advance(self, task_id) -> None:
+        if self._prog is not None:
+            self._prog.advance(task_id)

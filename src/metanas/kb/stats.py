@@ -1,0 +1,222 @@
+"""Summary statistics of a knowledge base, as a JSON-able dict and as rich tables."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from metanas.kb.store import KnowledgeBase
+
+__all__ = ["format_stats", "kb_stats"]
+
+_ACCS = ("val_acc", "test_acc")
+
+
+def _acc_summary(n: int, lo: Any, mean: Any, hi: Any, sq_dev: Any) -> dict[str, Any]:
+    """n / min / mean / max / population std of one accuracy column (``None`` when n = 0)."""
+    if not n:
+        return {"n": 0, "min": None, "mean": None, "max": None, "std": None}
+    return {
+        "n": int(n),
+        "min": float(lo),
+        "mean": float(mean),
+        "max": float(hi),
+        "std": math.sqrt(max(float(sq_dev or 0.0), 0.0) / n),
+    }
+
+
+def kb_stats(kb: KnowledgeBase) -> dict[str, Any]:
+    """Numbers describing ``kb``, JSON-able.
+
+    Keys: ``path``, ``schema_version``, ``counts`` (tasks / architectures / evaluations),
+    ``sources`` (per source: tasks, evaluations), ``tasks`` (per task: id, key, name, source,
+    evaluations, architectures, ``val_acc`` / ``test_acc`` with n, min, mean, max and
+    population std, and ``best``: the architecture with the highest mean validation accuracy
+    over its evaluations, or test accuracy where the task has no validation accuracies) and
+    ``overall`` (distinct evaluated architectures and canonical classes, tasks with >= 2
+    evaluations, tasks with meta-features, evaluations per recipe).
+    """
+    conn = kb.conn
+    sources: dict[str, dict[str, int]] = {}
+    for row in conn.execute(
+        "SELECT t.source, COUNT(DISTINCT t.id), COUNT(e.id) FROM tasks t "
+        "LEFT JOIN evaluations e ON e.task_id = t.id GROUP BY t.source ORDER BY t.source"
+    ):
+        sources[row[0]] = {"tasks": int(row[1]), "evaluations": int(row[2])}
+
+    # Two passes (mean, then squared deviations) so the std of equal values is exactly 0.
+    deviations = {
+        row[0]: (row[1], row[2])
+        for row in conn.execute(
+            "SELECT e.task_id, SUM((e.val_acc - m.v) * (e.val_acc - m.v)), "
+            "SUM((e.test_acc - m.t) * (e.test_acc - m.t)) FROM evaluations e "
+            "JOIN (SELECT task_id, AVG(val_acc) AS v, AVG(test_acc) AS t FROM evaluations "
+            "GROUP BY task_id) m ON m.task_id = e.task_id GROUP BY e.task_id"
+        )
+    }
+    best: dict[int, dict[str, Any]] = {}
+    for row in conn.execute(
+        """
+        WITH per AS (
+            SELECT task_id, arch_id, AVG(val_acc) AS v, AVG(test_acc) AS t, COUNT(*) AS n
+            FROM evaluations GROUP BY task_id, arch_id
+        ), has AS (
+            SELECT task_id, COUNT(val_acc) > 0 AS has_val FROM evaluations GROUP BY task_id
+        ), ranked AS (
+            SELECT per.*, has.has_val,
+                   ROW_NUMBER() OVER (
+                       PARTITION BY per.task_id
+                       ORDER BY CASE WHEN has.has_val THEN per.v ELSE per.t END DESC,
+                                per.arch_id
+                   ) AS rn
+            FROM per JOIN has ON has.task_id = per.task_id
+        )
+        SELECT r.task_id, a.arch, a.canonical, r.v, r.t, r.n, r.has_val
+        FROM ranked r JOIN architectures a ON a.id = r.arch_id
+        WHERE r.rn = 1
+        """
+    ):
+        metric = "val_acc" if row["has_val"] else "test_acc"
+        value = row["v"] if row["has_val"] else row["t"]
+        if value is None:  # no accuracy at all for this task
+            continue
+        best[row["task_id"]] = {
+            "arch": row["arch"],
+            "canonical": row["canonical"],
+            "metric": metric,
+            "value": float(value),
+            "val_acc": None if row["v"] is None else float(row["v"]),
+            "test_acc": None if row["t"] is None else float(row["t"]),
+            "evaluations": int(row["n"]),
+        }
+
+    tasks: list[dict[str, Any]] = []
+    for row in conn.execute(
+        """
+        SELECT t.id, t.key, t.name, t.source, t.meta_features IS NOT NULL AS has_features,
+               COUNT(e.id) AS n, COUNT(DISTINCT e.arch_id) AS archs,
+               COUNT(e.val_acc) AS vn, MIN(e.val_acc) AS vmin, AVG(e.val_acc) AS vmean,
+               MAX(e.val_acc) AS vmax,
+               COUNT(e.test_acc) AS tn, MIN(e.test_acc) AS tmin, AVG(e.test_acc) AS tmean,
+               MAX(e.test_acc) AS tmax
+        FROM tasks t LEFT JOIN evaluations e ON e.task_id = t.id
+        GROUP BY t.id ORDER BY t.id
+        """
+    ):
+        dev_v, dev_t = deviations.get(row["id"], (None, None))
+        tasks.append(
+            {
+                "id": int(row["id"]),
+                "key": row["key"],
+                "name": row["name"],
+                "source": row["source"],
+                "meta_features": bool(row["has_features"]),
+                "evaluations": int(row["n"]),
+                "architectures": int(row["archs"]),
+                "val_acc": _acc_summary(row["vn"], row["vmin"], row["vmean"], row["vmax"], dev_v),
+                "test_acc": _acc_summary(row["tn"], row["tmin"], row["tmean"], row["tmax"], dev_t),
+                "best": best.get(row["id"]),
+            }
+        )
+
+    distinct_archs, distinct_canonical = conn.execute(
+        "SELECT COUNT(DISTINCT e.arch_id), COUNT(DISTINCT a.space || ':' || a.canonical) "
+        "FROM evaluations e JOIN architectures a ON a.id = e.arch_id"
+    ).fetchone()
+    recipes = {
+        r[0]: int(r[1])
+        for r in conn.execute(
+            "SELECT r.name, COUNT(*) FROM evaluations e JOIN recipes r ON r.id = e.recipe_id "
+            "GROUP BY r.name ORDER BY r.name"
+        )
+    }
+    return {
+        "path": str(kb.path),
+        "schema_version": kb.schema_version,
+        "counts": kb.counts(),
+        "sources": sources,
+        "tasks": tasks,
+        "overall": {
+            "distinct_architectures": int(distinct_archs),
+            "distinct_canonical": int(distinct_canonical),
+            "tasks_with_2plus_evals": sum(t["evaluations"] >= 2 for t in tasks),
+            "tasks_with_meta_features": sum(t["meta_features"] for t in tasks),
+            "recipes": recipes,
+        },
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100.0 * value:.2f}"
+
+
+def _mean_std(summary: dict[str, Any]) -> str:
+    if not summary["n"]:
+        return "-"
+    return f"{_pct(summary['mean'])} ± {_pct(summary['std'])}"
+
+
+def format_stats(stats: dict[str, Any], *, max_tasks: int | None = 50) -> list[Table]:
+    """Rich tables for :func:`kb_stats` output: summary, sources, and tasks.
+
+    Accuracies are shown in percent (mean ± std, and max); at most ``max_tasks`` tasks
+    are listed (``None``: all).
+    """
+    counts = stats["counts"]
+    overall = stats["overall"]
+    summary = Table(title="Knowledge base", show_header=False)
+    summary.add_column("what", style="bold")
+    summary.add_column("value", overflow="fold")
+    summary.add_row("file", escape(stats["path"]))
+    summary.add_row("schema version", str(stats["schema_version"]))
+    summary.add_row("tasks", str(counts["tasks"]))
+    summary.add_row("architectures", str(counts["architectures"]))
+    summary.add_row("evaluations", str(counts["evaluations"]))
+    summary.add_row("evaluated architectures", str(overall["distinct_architectures"]))
+    summary.add_row("distinct canonical cells", str(overall["distinct_canonical"]))
+    summary.add_row("tasks with >= 2 evaluations", str(overall["tasks_with_2plus_evals"]))
+    summary.add_row("tasks with meta-features", str(overall["tasks_with_meta_features"]))
+    for recipe, n in overall["recipes"].items():
+        summary.add_row(escape(f"evaluations, recipe {recipe}"), str(n))
+
+    sources = Table(title="Sources")
+    sources.add_column("source")
+    sources.add_column("tasks", justify="right")
+    sources.add_column("evaluations", justify="right")
+    for name, row in stats["sources"].items():
+        sources.add_row(escape(name), str(row["tasks"]), str(row["evaluations"]))
+
+    all_tasks = stats["tasks"]
+    shown = all_tasks if max_tasks is None else all_tasks[:max_tasks]
+    tasks = Table(title="Tasks (accuracies in %)")
+    tasks.add_column("task", overflow="fold")
+    tasks.add_column("source")
+    tasks.add_column("key")
+    tasks.add_column("evals", justify="right")
+    tasks.add_column("archs", justify="right")
+    tasks.add_column("val mean ± std", no_wrap=True)
+    tasks.add_column("val max", justify="right")
+    tasks.add_column("test mean ± std", no_wrap=True)
+    tasks.add_column("test max", justify="right")
+    tasks.add_column("best architecture", overflow="fold")
+    for t in shown:
+        b = t["best"]
+        best = "-" if b is None else f"{b['arch']} ({b['metric']} {_pct(b['value'])})"
+        tasks.add_row(
+            escape(str(t["name"] or "")),
+            escape(t["source"]),
+            t["key"][:12],
+            str(t["evaluations"]),
+            str(t["architectures"]),
+            _mean_std(t["val_acc"]),
+            _pct(t["val_acc"]["max"]),
+            _mean_std(t["test_acc"]),
+            _pct(t["test_acc"]["max"]),
+            escape(best),
+        )
+    if len(shown) < len(all_tasks):
+        tasks.caption = f"{len(all_tasks) - len(shown)} more task(s) not shown"
+    return [summary, sources, tasks]

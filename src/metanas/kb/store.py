@@ -1,0 +1,954 @@
+"""The knowledge base: (task, architecture, metrics) evaluations in one SQLite file.
+
+The knowledge base (KB) is the meta-training data of every method. Worker processes train
+architectures on tasks and hand their results to *one* writer (the main process), which stores
+them here; any number of readers may read at the same time (the file is in WAL journal mode, so
+readers never block the writer and see only committed transactions).
+
+Every write runs in a transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``), so an interrupted build
+never leaves a half-written row behind.
+
+Tables: ``meta`` (format, schema version, creation time, metanas version), ``tasks`` (one row
+per task, identified by a caller-computed key), ``architectures`` (space + architecture string,
+with a canonical id shared by functionally identical cells), ``recipes`` (training recipe by
+hash: name + full config, stored once) and ``evaluations`` (task x architecture x recipe x seed
+-> metrics). Accuracies are fractions in [0, 1]. The schema version is kept in ``PRAGMA user_version``
+(and, readable by humans, in the ``meta`` table); a file written by a newer metanas is refused
+with a clear message instead of being misread. A metanas KB is recognised by its SQLite
+``application_id``.
+
+A :class:`KnowledgeBase` object holds one SQLite connection: use it from one thread, and do not
+share it across processes (open a new one in each process instead).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import operator
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from metanas.errors import KnowledgeBaseError
+
+__all__ = [
+    "APPLICATION_ID",
+    "EVALUATION_COLUMNS",
+    "METRICS",
+    "SCHEMA_VERSION",
+    "KnowledgeBase",
+]
+
+#: Version of the on-disk schema this code writes and reads.
+SCHEMA_VERSION = 1
+#: SQLite ``PRAGMA application_id`` marking a metanas knowledge base ("MNKB").
+APPLICATION_ID = 0x4D4E4B42
+
+#: Metric names accepted by :meth:`KnowledgeBase.add_evaluation`, with their kind.
+METRICS: dict[str, str] = {
+    "val_acc": "fraction",
+    "test_acc": "fraction",
+    "train_loss": "float",
+    "val_loss": "float",
+    "params": "int",
+    "macs": "int",
+}
+
+#: Columns of the joined evaluation rows (:meth:`KnowledgeBase.evaluations`, CSV export).
+EVALUATION_COLUMNS: tuple[str, ...] = (
+    "id",
+    "task_key",
+    "task_name",
+    "source",
+    "space",
+    "arch",
+    "canonical",
+    "recipe",
+    "recipe_hash",
+    "seed",
+    "val_acc",
+    "test_acc",
+    "train_loss",
+    "val_loss",
+    "params",
+    "macs",
+    "seconds",
+    "device",
+    "version",
+    "created_at",
+    "extra",
+)
+
+_SCHEMA = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT
+);
+CREATE TABLE tasks (
+    id            INTEGER PRIMARY KEY,
+    key           TEXT NOT NULL UNIQUE,
+    name          TEXT,
+    source        TEXT NOT NULL,
+    fingerprint   TEXT,
+    classes       TEXT,
+    resolution    INTEGER,
+    channels      INTEGER,
+    num_classes   INTEGER,
+    n_train       INTEGER,
+    n_val         INTEGER,
+    n_test        INTEGER,
+    seed          INTEGER,
+    spec          TEXT,
+    meta_features TEXT,
+    created_at    TEXT NOT NULL
+);
+CREATE INDEX tasks_source ON tasks(source);
+CREATE TABLE architectures (
+    id        INTEGER PRIMARY KEY,
+    space     TEXT NOT NULL,
+    arch      TEXT NOT NULL,
+    canonical TEXT,
+    UNIQUE (space, arch)
+);
+CREATE INDEX architectures_canonical ON architectures(space, canonical);
+CREATE TABLE recipes (
+    id         INTEGER PRIMARY KEY,
+    hash       TEXT NOT NULL UNIQUE,
+    name       TEXT NOT NULL,
+    config     TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE evaluations (
+    id            INTEGER PRIMARY KEY,
+    task_id       INTEGER NOT NULL REFERENCES tasks(id),
+    arch_id       INTEGER NOT NULL REFERENCES architectures(id),
+    recipe_id     INTEGER NOT NULL REFERENCES recipes(id),
+    seed          INTEGER NOT NULL,
+    val_acc       REAL CHECK (val_acc IS NULL OR (val_acc >= 0 AND val_acc <= 1)),
+    test_acc      REAL CHECK (test_acc IS NULL OR (test_acc >= 0 AND test_acc <= 1)),
+    train_loss    REAL,
+    val_loss      REAL,
+    params        INTEGER,
+    macs          INTEGER,
+    seconds       REAL,
+    device        TEXT,
+    version       TEXT,
+    created_at    TEXT NOT NULL,
+    extra         TEXT,
+    UNIQUE (task_id, arch_id, recipe_id, seed)
+);
+CREATE INDEX evaluations_arch ON evaluations(arch_id);
+CREATE INDEX evaluations_recipe ON evaluations(recipe_id);
+"""
+
+_REQUIRED_TABLES = ("meta", "tasks", "architectures", "recipes", "evaluations")
+
+_TASK_FIELDS = (
+    "name",
+    "fingerprint",
+    "classes",
+    "resolution",
+    "channels",
+    "num_classes",
+    "n_train",
+    "n_val",
+    "n_test",
+    "seed",
+    "spec",
+    "meta_features",
+)
+
+_SIZE_ALIASES = {
+    "train": "n_train",
+    "n_train": "n_train",
+    "val": "n_val",
+    "valid": "n_val",
+    "n_val": "n_val",
+    "test": "n_test",
+    "n_test": "n_test",
+}
+
+_EVAL_SELECT = """
+SELECT e.id AS id, t.key AS task_key, t.name AS task_name, t.source AS source,
+       a.space AS space, a.arch AS arch, a.canonical AS canonical,
+       r.name AS recipe, r.hash AS recipe_hash, e.seed AS seed,
+       e.val_acc AS val_acc, e.test_acc AS test_acc, e.train_loss AS train_loss,
+       e.val_loss AS val_loss, e.params AS params, e.macs AS macs, e.seconds AS seconds,
+       e.device AS device, e.version AS version, e.created_at AS created_at, e.extra AS extra
+FROM evaluations e
+JOIN tasks t ON t.id = e.task_id
+JOIN architectures a ON a.id = e.arch_id
+JOIN recipes r ON r.id = e.recipe_id
+"""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _version() -> str:
+    import metanas
+
+    return str(getattr(metanas, "__version__", "unknown"))
+
+
+def _json_safe(value: Any) -> Any:
+    """Turn ``value`` into plain JSON types; non-finite floats become ``None``."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return _json_safe(value.tolist())
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"cannot store a {type(value).__name__} as JSON: {value!r}")
+
+
+def _dumps(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(_json_safe(value), sort_keys=True, allow_nan=False)
+
+
+def _loads(text: str | None) -> Any:
+    if text is None:
+        return None
+    return json.loads(text)
+
+
+def _opt_int(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)  # int, numpy integers
+    except TypeError:
+        pass
+    try:
+        as_float = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+    if not math.isfinite(as_float) or as_float != int(as_float):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    return int(as_float)
+
+
+def _opt_float(name: str, value: Any) -> float | None:
+    """A float, or ``None`` for missing / NaN (SQLite stores NaN as NULL anyway)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    return None if math.isnan(out) else out
+
+
+def _check_metric(name: str, value: Any) -> float | int | None:
+    kind = METRICS[name]
+    if kind == "int":
+        out = _opt_int(name, value)
+        if out is not None and out < 0:
+            raise ValueError(f"{name} must be >= 0, got {value!r}")
+        return out
+    out_f = _opt_float(name, value)
+    if kind == "fraction" and out_f is not None and not 0.0 <= out_f <= 1.0:
+        raise ValueError(
+            f"{name} must be a fraction in [0, 1], got {value!r} (percentages must be divided by 100)"
+        )
+    return out_f
+
+
+def _required_int(name: str, value: Any) -> int:
+    out = _opt_int(name, value)
+    if out is None:
+        raise ValueError(f"{name} is required")
+    return out
+
+
+def _required_str(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+class KnowledgeBase:
+    """A knowledge base of (task, architecture, metrics) evaluations in one SQLite file.
+
+    ``KnowledgeBase(path)`` opens the file, creating it (and its parent folders) with an empty
+    schema when it does not exist. With ``readonly=True`` a missing file is an error and every
+    write raises :class:`~metanas.errors.KnowledgeBaseError`. A file that is not SQLite, has no
+    metanas schema or was written by a newer metanas raises ``KnowledgeBaseError`` too.
+
+    Writes are transactional and idempotent where that makes sense (tasks by key, architectures
+    by string, evaluations by (task, architecture, recipe hash, seed)). Group several writes into
+    one transaction with :meth:`transaction`.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, readonly: bool = False) -> None:
+        self.path = Path(path).expanduser()
+        self.readonly = bool(readonly)
+        self._depth = 0
+        self._conn: sqlite3.Connection | None = None
+        if self.path.is_dir():
+            raise KnowledgeBaseError(f"knowledge base {self.path} is a directory, not a file")
+        if readonly and not self.path.exists():
+            raise KnowledgeBaseError(f"knowledge base {self.path} does not exist")
+        if not readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = self._connect()
+            self._open_schema()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise KnowledgeBaseError(
+                f"{self.path} is not a metanas knowledge base (not a readable SQLite file: {exc})"
+            ) from exc
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ connection and schema
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.readonly:
+            uri = self.path.resolve().as_uri() + "?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+        else:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The underlying SQLite connection (for read-only queries by other modules)."""
+        if self._conn is None:
+            raise KnowledgeBaseError(f"knowledge base {self.path} is closed")
+        return self._conn
+
+    def _tables(self) -> set[str]:
+        rows = self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        return {r[0] for r in rows}
+
+    def _open_schema(self) -> None:
+        conn = self.conn
+        # Raises sqlite3.DatabaseError ("file is not a database") for non-SQLite files.
+        tables = self._tables()
+        if not tables and not self.readonly and self._is_blank():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if not self._tables() and self._is_blank():  # another process may have won
+                    self._create_schema()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            tables = self._tables()
+        self._check_schema(tables)
+        if not self.readonly:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":  # e.g. on a file system without shared memory
+                conn.execute("PRAGMA journal_mode = DELETE")
+        conn.execute("PRAGMA foreign_keys = ON")
+
+    def _is_blank(self) -> bool:
+        """No tables and no application id / user version: a new (or empty) SQLite file."""
+        conn = self.conn
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        return app_id == 0 and version == 0
+
+    def _create_schema(self) -> None:
+        conn = self.conn
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.executemany(
+            "INSERT INTO meta(key, value) VALUES (?, ?)",
+            [
+                ("format", "metanas-kb"),
+                ("schema_version", str(SCHEMA_VERSION)),
+                ("created_at", _now()),
+                ("metanas_version", _version()),
+            ],
+        )
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _check_schema(self, tables: set[str]) -> None:
+        conn = self.conn
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if app_id != APPLICATION_ID:
+            what = "an empty SQLite file" if not tables else "a SQLite file of another program"
+            raise KnowledgeBaseError(
+                f"{self.path} is not a metanas knowledge base ({what}; "
+                f"application_id={app_id:#x}, tables: {', '.join(sorted(tables)) or 'none'})"
+            )
+        if version > SCHEMA_VERSION:
+            raise KnowledgeBaseError(
+                f"knowledge base {self.path} has schema version {version}, newer than the "
+                f"version {SCHEMA_VERSION} this metanas ({_version()}) supports; upgrade metanas"
+            )
+        if version < 1:
+            raise KnowledgeBaseError(
+                f"knowledge base {self.path} has an invalid schema version {version}"
+            )
+        # (Version < SCHEMA_VERSION would be migrated here once there is more than one version.)
+        missing = [t for t in _REQUIRED_TABLES if t not in tables]
+        if missing:
+            raise KnowledgeBaseError(
+                f"knowledge base {self.path} is damaged: missing table(s) {', '.join(missing)}"
+            )
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def meta(self) -> dict[str, str]:
+        """The ``meta`` table: format, schema_version, created_at, metanas_version."""
+        return {r["key"]: r["value"] for r in self.conn.execute("SELECT key, value FROM meta")}
+
+    def close(self) -> None:
+        """Close the connection (idempotent). An open transaction is rolled back."""
+        if self._conn is not None:
+            try:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+            finally:
+                self._conn.close()
+                self._conn = None
+                self._depth = 0
+
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._conn is None else ("readonly" if self.readonly else "open")
+        return f"KnowledgeBase({str(self.path)!r}, {state})"
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[KnowledgeBase]:
+        """Group writes into one transaction: all of them are stored, or none.
+
+        Re-entrant: a nested ``transaction()`` is a savepoint of the outer one (undone alone if
+        it raises; stored when the outer one commits). Takes the write lock at the
+        start (``BEGIN IMMEDIATE``), waiting up to 30 s for another writer.
+        """
+        self._require_writable()
+        conn = self.conn
+        depth = self._depth
+        savepoint = f"metanas_sp{depth}"
+        conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {savepoint}")
+        self._depth = depth + 1
+        try:
+            yield self
+        except BaseException:
+            self._depth = depth
+            if depth == 0:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            else:
+                conn.execute(f"ROLLBACK TO {savepoint}")
+                conn.execute(f"RELEASE {savepoint}")
+            raise
+        else:
+            self._depth = depth
+            if depth > 0:
+                conn.execute(f"RELEASE {savepoint}")
+                return
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _require_writable(self) -> None:
+        if self.readonly:
+            raise KnowledgeBaseError(f"knowledge base {self.path} is open read-only")
+
+    # ------------------------------------------------------------------ tasks
+
+    def add_task(
+        self,
+        key: str,
+        *,
+        name: str,
+        source: str,
+        fingerprint: str | None = None,
+        classes: Sequence[int] | None = None,
+        resolution: int | None = None,
+        channels: int | None = None,
+        num_classes: int | None = None,
+        sizes: dict | None = None,
+        seed: int | None = None,
+        spec: dict | None = None,
+        meta_features: dict[str, float] | None = None,
+    ) -> int:
+        """Add a task and return its id; a task with the same ``key`` returns the existing id.
+
+        ``key`` identifies the task (a sha256 hex string computed by the caller). ``sizes``
+        holds the split sizes as ``{"train": n, "val": n, "test": n}``. Re-adding a known key
+        changes nothing except filling fields (e.g. ``meta_features``) that were still empty.
+        """
+        _required_str("key", key)
+        _required_str("source", source)
+        values: dict[str, Any] = {
+            "name": name,
+            "fingerprint": fingerprint,
+            "classes": _dumps([_required_int("classes[]", c) for c in classes])
+            if classes is not None
+            else None,
+            "resolution": _opt_int("resolution", resolution),
+            "channels": _opt_int("channels", channels),
+            "num_classes": _opt_int("num_classes", num_classes),
+            "n_train": None,
+            "n_val": None,
+            "n_test": None,
+            "seed": _opt_int("seed", seed),
+            "spec": _dumps(spec),
+            "meta_features": _dumps(self._clean_features(meta_features))
+            if meta_features is not None
+            else None,
+        }
+        for size_key, size in (sizes or {}).items():
+            column = _SIZE_ALIASES.get(size_key)
+            if column is None:
+                raise ValueError(f"unknown split size {size_key!r}; expected train, val or test")
+            values[column] = _opt_int(f"sizes[{size_key!r}]", size)
+        with self.transaction():
+            row = self.conn.execute("SELECT id FROM tasks WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                fill = {k: v for k, v in values.items() if v is not None}
+                if fill:
+                    sets = ", ".join(f"{k} = COALESCE({k}, :{k})" for k in fill)
+                    self.conn.execute(
+                        f"UPDATE tasks SET {sets} WHERE id = :id", {**fill, "id": row[0]}
+                    )
+                return int(row[0])
+            columns = ["key", "source", "created_at", *_TASK_FIELDS]
+            params = {"key": key, "source": source, "created_at": _now(), **values}
+            cur = self.conn.execute(
+                f"INSERT INTO tasks({', '.join(columns)}) "
+                f"VALUES ({', '.join(':' + c for c in columns)})",
+                params,
+            )
+            return int(cur.lastrowid)
+
+    @staticmethod
+    def _clean_features(features: dict[str, float]) -> dict[str, float | None]:
+        if not isinstance(features, dict):
+            raise ValueError(f"meta features must be a dict name -> float, got {features!r}")
+        out: dict[str, float | None] = {}
+        for name, value in features.items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"meta feature names must be non-empty strings, got {name!r}")
+            out[name] = _opt_float(f"meta feature {name!r}", value)
+        return out
+
+    def set_meta_features(self, task_id: int, features: dict[str, float]) -> None:
+        """Store (replace) the meta-features of a task; NaN / inf values are stored as null."""
+        encoded = _dumps(self._clean_features(features))
+        with self.transaction():
+            cur = self.conn.execute(
+                "UPDATE tasks SET meta_features = ? WHERE id = ?", (encoded, int(task_id))
+            )
+            if cur.rowcount != 1:
+                raise KnowledgeBaseError(f"no task with id {task_id} in {self.path}")
+
+    def _task_row(self, row: sqlite3.Row) -> dict:
+        out = dict(row)
+        for field in ("classes", "spec", "meta_features"):
+            out[field] = _loads(out[field])
+        out["sizes"] = {"train": out["n_train"], "val": out["n_val"], "test": out["n_test"]}
+        return out
+
+    def tasks(self, *, source: str | None = None) -> list[dict]:
+        """All tasks (optionally of one ``source``), with JSON fields decoded, by id."""
+        if source is None:
+            rows = self.conn.execute("SELECT * FROM tasks ORDER BY id").fetchall()
+        else:
+            rows = self.conn.execute(
+                "SELECT * FROM tasks WHERE source = ? ORDER BY id", (source,)
+            ).fetchall()
+        return [self._task_row(r) for r in rows]
+
+    def task(self, key_or_id: str | int) -> dict:
+        """One task by id (int), key, or unique key prefix (at least 4 characters)."""
+        conn = self.conn
+        if isinstance(key_or_id, int) and not isinstance(key_or_id, bool):
+            row = conn.execute("SELECT * FROM tasks WHERE id = ?", (key_or_id,)).fetchone()
+            if row is None:
+                raise KnowledgeBaseError(f"no task with id {key_or_id} in {self.path}")
+            return self._task_row(row)
+        key = str(key_or_id)
+        row = conn.execute("SELECT * FROM tasks WHERE key = ?", (key,)).fetchone()
+        if row is None and len(key) >= 4:
+            pattern = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            rows = conn.execute(
+                "SELECT * FROM tasks WHERE key LIKE ? ESCAPE '\\' LIMIT 2", (pattern,)
+            ).fetchall()
+            if len(rows) > 1:
+                raise KnowledgeBaseError(
+                    f"task key prefix {key!r} is ambiguous in {self.path}; give more characters"
+                )
+            row = rows[0] if rows else None
+        if row is None:
+            raise KnowledgeBaseError(f"no task with key {key!r} in {self.path}")
+        return self._task_row(row)
+
+    # ------------------------------------------------------------------ architectures
+
+    def add_architecture(
+        self, arch: str, *, space: str = "nb201", canonical: str | None = None
+    ) -> int:
+        """Add an architecture string of a search space and return its id (idempotent).
+
+        The string is stored as given (callers normalise it); ``canonical`` is an identifier
+        shared by functionally identical architectures (e.g. ``NB201Arch.canonical_hash()``),
+        filled in if an existing row has none.
+        """
+        _required_str("arch", arch)
+        _required_str("space", space)
+        with self.transaction():
+            return self._add_architecture(arch, space, canonical)
+
+    def _add_architecture(self, arch: str, space: str, canonical: str | None) -> int:
+        conn = self.conn
+        row = conn.execute(
+            "SELECT id, canonical FROM architectures WHERE space = ? AND arch = ?", (space, arch)
+        ).fetchone()
+        if row is not None:
+            if canonical is not None and row["canonical"] is None:
+                conn.execute(
+                    "UPDATE architectures SET canonical = ? WHERE id = ?", (canonical, row["id"])
+                )
+            return int(row["id"])
+        cur = conn.execute(
+            "INSERT INTO architectures(space, arch, canonical) VALUES (?, ?, ?)",
+            (space, arch, canonical),
+        )
+        return int(cur.lastrowid)
+
+    def architectures(self, *, space: str | None = None) -> list[dict]:
+        """All architectures (id, space, arch, canonical), by id."""
+        sql = "SELECT id, space, arch, canonical FROM architectures"
+        params: tuple = ()
+        if space is not None:
+            sql += " WHERE space = ?"
+            params = (space,)
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY id", params)]
+
+    # ------------------------------------------------------------------ evaluations
+
+    def add_evaluation(
+        self,
+        task_id: int,
+        arch_id: int,
+        *,
+        recipe: str,
+        recipe_hash: str,
+        seed: int,
+        metrics: dict,
+        recipe_config: dict | None = None,
+        seconds: float | None = None,
+        device: str | None = None,
+        extra: dict | None = None,
+    ) -> bool:
+        """Store one evaluation; ``False`` (and nothing written) if it exists already.
+
+        ``metrics`` may hold ``val_acc`` and ``test_acc`` (fractions in [0, 1]), ``train_loss``,
+        ``val_loss``, ``params`` and ``macs``; missing ones are stored as null, unknown names
+        raise ``ValueError``. An evaluation is identified by (task, architecture, recipe_hash,
+        seed). ``recipe`` (name) and ``recipe_config`` are stored once per recipe hash in the
+        ``recipes`` table (see :meth:`recipes`).
+        """
+        with self.transaction():
+            return self._add_evaluation(
+                task_id,
+                arch_id,
+                recipe=recipe,
+                recipe_hash=recipe_hash,
+                seed=seed,
+                metrics=metrics,
+                recipe_config=recipe_config,
+                seconds=seconds,
+                device=device,
+                extra=extra,
+            )
+
+    def _add_evaluation(
+        self,
+        task_id: int,
+        arch_id: int,
+        *,
+        recipe: str,
+        recipe_hash: str,
+        seed: int,
+        metrics: dict,
+        recipe_config: dict | None = None,
+        seconds: float | None = None,
+        device: str | None = None,
+        extra: dict | None = None,
+    ) -> bool:
+        _required_str("recipe", recipe)
+        _required_str("recipe_hash", recipe_hash)
+        if not isinstance(metrics, dict):
+            raise ValueError(f"metrics must be a dict, got {metrics!r}")
+        unknown = sorted(set(metrics) - set(METRICS))
+        if unknown:
+            raise ValueError(
+                f"unknown metric(s) {', '.join(map(repr, unknown))}; known: {', '.join(METRICS)}"
+                " (put anything else in extra=)"
+            )
+        params: dict[str, Any] = {name: _check_metric(name, metrics.get(name)) for name in METRICS}
+        secs = _opt_float("seconds", seconds)
+        if secs is not None and secs < 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+        params.update(
+            task_id=_required_int("task_id", task_id),
+            arch_id=_required_int("arch_id", arch_id),
+            recipe_id=self._add_recipe(recipe, recipe_hash, recipe_config),
+            seed=_required_int("seed", seed),
+            seconds=secs,
+            device=device,
+            version=_version(),
+            created_at=_now(),
+            extra=_dumps(extra),
+        )
+        columns = list(params)
+        try:
+            cur = self.conn.execute(
+                f"INSERT INTO evaluations({', '.join(columns)}) "
+                f"VALUES ({', '.join(':' + c for c in columns)}) "
+                "ON CONFLICT(task_id, arch_id, recipe_id, seed) DO NOTHING",
+                params,
+            )
+        except sqlite3.IntegrityError as exc:
+            if "FOREIGN KEY" not in str(exc).upper():
+                raise
+            conn = self.conn
+            if conn.execute("SELECT 1 FROM tasks WHERE id = ?", (params["task_id"],)).fetchone():
+                what = f"architecture id {params['arch_id']}"
+            else:
+                what = f"task id {params['task_id']}"
+            raise KnowledgeBaseError(f"no {what} in {self.path}") from exc
+        return cur.rowcount == 1
+
+    def _add_recipe(self, name: str, recipe_hash: str, config: dict | None) -> int:
+        conn = self.conn
+        row = conn.execute(
+            "SELECT id, config FROM recipes WHERE hash = ?", (recipe_hash,)
+        ).fetchone()
+        if row is not None:
+            if config is not None and row["config"] is None:
+                conn.execute(
+                    "UPDATE recipes SET config = ? WHERE id = ?", (_dumps(config), row["id"])
+                )
+            return int(row["id"])
+        cur = conn.execute(
+            "INSERT INTO recipes(hash, name, config, created_at) VALUES (?, ?, ?, ?)",
+            (recipe_hash, name, _dumps(config), _now()),
+        )
+        return int(cur.lastrowid)
+
+    def recipes(self) -> list[dict]:
+        """Training recipes of the stored evaluations: hash, name, config (decoded), evaluations.
+
+        A recipe is identified by its hash; its name and config are those of the first
+        evaluation stored with that hash.
+        """
+        rows = self.conn.execute(
+            "SELECT r.id, r.hash, r.name, r.config, r.created_at, COUNT(e.id) AS evaluations "
+            "FROM recipes r LEFT JOIN evaluations e ON e.recipe_id = r.id "
+            "GROUP BY r.id ORDER BY r.id"
+        ).fetchall()
+        out = []
+        for row in rows:
+            d = dict(row)
+            d["config"] = _loads(d["config"])
+            out.append(d)
+        return out
+
+    def add_evaluations(self, rows: Iterable[dict]) -> int:
+        """Store many evaluations in one transaction; returns how many were new.
+
+        Each row holds the keyword arguments of :meth:`add_evaluation` (``task_id``,
+        ``arch_id``, ``recipe``, ``recipe_hash``, ``seed``, ``metrics``, ...). Instead of ids a
+        row may give ``task_key`` (an existing task) and ``arch`` (+ ``space``, ``canonical``;
+        added if new), and metrics may be given at the top level instead of in ``metrics``.
+        If any row is invalid nothing is stored.
+        """
+        new = 0
+        task_ids: dict[str, int] = {}
+        with self.transaction():
+            for i, raw in enumerate(rows):
+                row = dict(raw)
+                try:
+                    if "task_id" not in row:
+                        key = row.pop("task_key")
+                        if key not in task_ids:
+                            found = self.conn.execute(
+                                "SELECT id FROM tasks WHERE key = ?", (key,)
+                            ).fetchone()
+                            if found is None:
+                                raise KnowledgeBaseError(
+                                    f"no task with key {key!r} in {self.path} (row {i})"
+                                )
+                            task_ids[key] = int(found[0])
+                        row["task_id"] = task_ids[key]
+                    else:
+                        row.pop("task_key", None)
+                    space = row.pop("space", "nb201")
+                    canonical = row.pop("canonical", None)
+                    arch = row.pop("arch", None)
+                    if "arch_id" not in row:
+                        if arch is None:
+                            raise ValueError(f"evaluation row {i} has neither arch_id nor arch")
+                        row["arch_id"] = self._add_architecture(
+                            _required_str("arch", arch), space, canonical
+                        )
+                    metrics = dict(row.pop("metrics", None) or {})
+                    for name in METRICS:
+                        if name in row:
+                            metrics[name] = row.pop(name)
+                    task_id = row.pop("task_id")
+                    arch_id = row.pop("arch_id")
+                    new += self._add_evaluation(task_id, arch_id, metrics=metrics, **row)
+                except KeyError as exc:
+                    raise ValueError(f"evaluation row {i} lacks {exc}") from None
+                except TypeError as exc:
+                    raise ValueError(f"evaluation row {i}: {exc}") from None
+        return new
+
+    def has_evaluation(
+        self, task_key: str, arch: str, recipe_hash: str, seed: int, space: str = "nb201"
+    ) -> bool:
+        """Whether an evaluation of ``arch`` on task ``task_key`` exists for that recipe + seed."""
+        row = self.conn.execute(
+            "SELECT 1 FROM evaluations e "
+            "JOIN tasks t ON t.id = e.task_id JOIN architectures a ON a.id = e.arch_id "
+            "JOIN recipes r ON r.id = e.recipe_id "
+            "WHERE t.key = ? AND a.space = ? AND a.arch = ? AND r.hash = ? AND e.seed = ? "
+            "LIMIT 1",
+            (task_key, space, arch, recipe_hash, int(seed)),
+        ).fetchone()
+        return row is not None
+
+    def done_keys(self, recipe_hash: str | None = None) -> set[tuple[str, str, int]]:
+        """``(task_key, arch, seed)`` of the stored evaluations (of one recipe hash, if given).
+
+        One query, meant for resuming an interrupted build: skip what is in this set.
+        """
+        sql = (
+            "SELECT t.key, a.arch, e.seed FROM evaluations e "
+            "JOIN tasks t ON t.id = e.task_id JOIN architectures a ON a.id = e.arch_id"
+        )
+        params: tuple = ()
+        if recipe_hash is not None:
+            sql += " WHERE e.recipe_id = (SELECT id FROM recipes WHERE hash = ?)"
+            params = (recipe_hash,)
+        return {(k, a, int(s)) for k, a, s in self.conn.execute(sql, params)}
+
+    def _evaluation_query(
+        self,
+        task_key: str | None,
+        recipe: str | None,
+        source: str | None,
+        recipe_hash: str | None,
+        space: str | None,
+    ) -> tuple[str, list]:
+        where: list[str] = []
+        params: list = []
+        for column, value in (
+            ("t.key", task_key),
+            ("r.name", recipe),
+            ("t.source", source),
+            ("r.hash", recipe_hash),
+            ("a.space", space),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = _EVAL_SELECT + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY e.id"
+        return sql, params
+
+    def evaluations(
+        self,
+        *,
+        task_key: str | None = None,
+        recipe: str | None = None,
+        source: str | None = None,
+        recipe_hash: str | None = None,
+        space: str | None = None,
+    ) -> list[dict]:
+        """Evaluation rows joined with their task and architecture, in insertion order.
+
+        Keys: see :data:`EVALUATION_COLUMNS` (``extra`` decoded from JSON).
+        """
+        sql, params = self._evaluation_query(task_key, recipe, source, recipe_hash, space)
+        out = []
+        for row in self.conn.execute(sql, params):
+            d = dict(row)
+            d["extra"] = _loads(d["extra"])
+            out.append(d)
+        return out
+
+    def counts(self) -> dict[str, int]:
+        """Numbers of tasks, architectures and evaluations."""
+        conn = self.conn
+        return {
+            table: int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+            for table in ("tasks", "architectures", "evaluations")
+        }
+
+    def export_csv(self, path: str | os.PathLike) -> int:
+        """Write the joined evaluation rows to a CSV file (header + one row per evaluation).
+
+        Written to a temporary file first and moved into place, so ``path`` never holds a
+        partial export. Returns the number of rows.
+        """
+        target = Path(path).expanduser()
+        if target.is_dir():
+            raise KnowledgeBaseError(f"cannot export to {target}: it is a directory")
+        if not target.parent.is_dir():
+            raise KnowledgeBaseError(f"cannot export to {target}: folder {target.parent} missing")
+        sql, params = self._evaluation_query(None, None, None, None, None)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        n = 0
+        try:
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(EVALUATION_COLUMNS)
+                for row in self.conn.execute(sql, params):
+                    writer.writerow(["" if v is None else v for v in row])
+                    n += 1
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return n

@@ -1,0 +1,156 @@
+"""Search baselines that train candidates on the target task: random search and REA.
+
+Budget semantics: a number of trained candidates (``Budget.evaluations``, default 10) and/or wall
+seconds (``Budget.seconds``); the search stops at whichever comes first, after the running
+evaluation. Candidates are ranked by validation accuracy; test accuracy rides along in ``extra``.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Iterator
+
+import numpy as np
+
+from metanas.data import ImageDataset
+from metanas.errors import ConfigError
+from metanas.methods.interface import (
+    Budget,
+    Candidate,
+    SearchMethod,
+    SearchResult,
+    proxy_resolution,
+)
+from metanas.spaces.nb201 import NB201Arch
+from metanas.tasks import Task, make_task
+from metanas.training import get_recipe, train_architecture
+
+DEFAULT_EVALUATIONS = 10
+
+
+class TrainingSearch(SearchMethod):
+    """Shared loop: propose architectures, train each on the task, stop at the budget."""
+
+    def __init__(
+        self, recipe: str = "cpu-proxy", *, max_train_per_class: int | None = 500,
+        device: str = "cpu",
+    ) -> None:
+        self.recipe = get_recipe(recipe)
+        self.max_train_per_class = max_train_per_class
+        self.device = device
+
+    def propose(self, rng: np.random.Generator, history: list[Candidate]) -> Iterator[NB201Arch]:
+        raise NotImplementedError
+
+    def search(
+        self,
+        dataset: ImageDataset,
+        *,
+        top: int = 10,
+        seed: int = 0,
+        budget: Budget | None = None,
+        progress: bool = False,
+    ) -> SearchResult:
+        budget = budget or Budget(evaluations=DEFAULT_EVALUATIONS)
+        if budget.seconds is None and budget.evaluations is None:
+            raise ConfigError(f"{self.name} needs a budget in seconds or evaluations")
+        t0 = time.perf_counter()
+        res = self.recipe.resolution or proxy_resolution(max(dataset.image_size))
+        task = make_task(
+            dataset, resolution=res, max_train_per_class=self.max_train_per_class, seed=seed
+        )
+        rng = np.random.default_rng(seed)
+        history: list[Candidate] = []
+        seen: set[str] = set()
+        bar = _bar(progress, self.name, budget.evaluations)
+        for arch in self.propose(rng, history):
+            if budget.exhausted(time.perf_counter() - t0, len(history)):
+                break
+            if arch.canonical_form in seen or not arch.is_connected:
+                continue
+            seen.add(arch.canonical_form)
+            history.append(self._evaluate(arch, task, seed))
+            if bar:
+                bar[0].update(bar[1], advance=1, description=f"best {self._best(history):.3f}")
+        if bar:
+            bar[0].stop()
+        ranked = sorted(history, key=lambda c: -c.score)
+        return SearchResult(
+            method=self.name,
+            dataset=dataset.name,
+            candidates=ranked[:top],
+            search_seconds=time.perf_counter() - t0,
+            timings={"evaluations": len(history)},
+            details={
+                "recipe": self.recipe.name,
+                "recipe_hash": self.recipe.hash,
+                "resolution": res,
+                "budget": budget.describe(),
+                "history": [c.arch for c in history],
+            },
+        )
+
+    def _evaluate(self, arch: NB201Arch, task: Task, seed: int) -> Candidate:
+        r = train_architecture(arch, task, self.recipe, seed=seed, device=self.device)
+        extra = {"val_acc": r.val_acc, "test_acc": r.test_acc, "train_seconds": r.seconds}
+        return Candidate(arch.to_string(), r.val_acc, extra)
+
+    @staticmethod
+    def _best(history: list[Candidate]) -> float:
+        return max(c.score for c in history)
+
+
+class RandomSearch(TrainingSearch):
+    """Uniformly random distinct cells, each trained with the recipe."""
+
+    name = "random"
+
+    def propose(self, rng, history):
+        while True:
+            yield NB201Arch.sample(rng)
+
+
+class RegularizedEvolution(TrainingSearch):
+    """REA (Real et al. 2019): tournament selection, single-edge mutation, age-based removal."""
+
+    name = "rea"
+
+    def __init__(self, recipe: str = "cpu-proxy", *, population: int = 10, sample_size: int = 3,
+                 **kwargs) -> None:
+        super().__init__(recipe, **kwargs)
+        if population < 2 or not 1 <= sample_size <= population:
+            raise ConfigError("REA needs population >= 2 and 1 <= sample_size <= population")
+        self.population = population
+        self.sample_size = sample_size
+
+    def propose(self, rng, history):
+        alive: collections.deque[Candidate] = collections.deque()
+        consumed = 0
+        while True:
+            # history grows by one after each proposal that was evaluated.
+            for cand in history[consumed:]:
+                alive.append(cand)
+                if len(alive) > self.population:
+                    alive.popleft()
+            consumed = len(history)
+            if len(history) < self.population:
+                yield NB201Arch.sample(rng)
+                continue
+            picks = rng.choice(len(alive), size=self.sample_size, replace=False)
+            parent = max((alive[i] for i in picks), key=lambda c: c.score)
+            yield NB201Arch.from_string(parent.arch).mutate(rng)
+
+
+def _bar(enabled: bool, label: str, total: int | None):
+    if not enabled:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    prog = Progress(
+        TextColumn(label), BarColumn(), TextColumn("{task.completed} evals {task.description}"),
+        TimeElapsedColumn(), transient=True, console=Console(stderr=True),
+    )
+    prog.start()
+    return prog, prog.add_task("", total=total)

@@ -1,0 +1,40 @@
+"""Where metanas keeps files: the user cache (decoded datasets) and the shipped assets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+CACHE_ENV = "METANAS_CACHE_DIR"
+SHARED_ENV = "METANAS_SHARED_DIR"
+
+
+def cache_dir() -> Path:
+    """The user cache directory; ``$METANAS_CACHE_DIR`` overrides the platform default."""
+    override = os.environ.get(CACHE_ENV)
+    path = Path(override) if override else Path(platformdirs.user_cache_dir("metanas"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def assets_dir() -> Path:
+    """Files shipped inside the package (meta-trained checkpoints, knowledge bases)."""
+    return Path(__file__).resolve().parent / "assets"
+
+
+def shared_datasets_dir() -> Path | None:
+    """The development datasets folder (``../shared/datasets`` of a checkout), if present.
+
+    Only tests, benchmarks and knowledge-base builds use it; the package never needs it.
+    """
+    override = os.environ.get(SHARED_ENV)
+    candidates = [Path(override)] if override else []
+    here = Path(__file__).resolve()
+    candidates += [p / "shared" / "datasets" for p in here.parents[2:5]]
+    candidates.append(Path.cwd().parent / "shared" / "datasets")
+    for cand in candidates:
+        if cand.is_dir():
+            return cand
+    return None

@@ -1,0 +1,131 @@
+"""Named training recipes.
+
+A recipe fixes everything about how one architecture is trained on one task (network size,
+schedule, augmentation), so that evaluations in a knowledge base are comparable only when their
+recipe hash matches. Recipes are frozen dataclasses; ``with_overrides`` makes a variant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+from metanas.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train: NB201 network size, SGD-nesterov + cosine schedule, augmentation."""
+
+    name: str
+    C: int
+    N: int
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    momentum: float = 0.9
+    nesterov: bool = True
+    resolution: int | None = None
+    """Input side in px; ``None`` keeps the task's resolution."""
+    augment: str = "crop-flip"
+    """``none``, ``crop`` (pad R/8, random crop) or ``crop-flip`` (plus horizontal flips)."""
+    label_smoothing: float = 0.0
+    eval_batch_size: int = 512
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.augment not in ("none", "crop", "crop-flip"):
+            raise ConfigError(f"recipe {self.name}: augment must be none, crop or crop-flip")
+        for field in ("C", "N", "epochs", "batch_size"):
+            if getattr(self, field) < 1:
+                raise ConfigError(f"recipe {self.name}: {field} must be >= 1")
+        if self.lr <= 0:
+            raise ConfigError(f"recipe {self.name}: lr must be > 0")
+
+    def config(self) -> dict:
+        """Everything that changes the result (the description does not)."""
+        cfg = dataclasses.asdict(self)
+        cfg.pop("description")
+        cfg.pop("eval_batch_size")
+        return cfg
+
+    @property
+    def hash(self) -> str:
+        blob = json.dumps(self.config(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def with_overrides(self, **changes) -> Recipe:
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown recipe field(s): {', '.join(sorted(unknown))}")
+        if changes and "name" not in changes:
+            tag = ",".join(f"{k}={v}" for k, v in sorted(changes.items()))
+            changes["name"] = f"{self.name}[{tag}]"
+        return dataclasses.replace(self, **changes)
+
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in (
+        Recipe(
+            name="cpu-proxy",
+            C=8,
+            N=1,
+            epochs=6,
+            batch_size=64,
+            lr=0.05,
+            weight_decay=5e-4,
+            description="CPU proxy: C=8, N=1, task resolution (16-32 px), 6 epochs, batch 64, "
+            "SGD nesterov lr 0.05 cosine, wd 5e-4, crop+flip. A few seconds per "
+            "evaluation on one core; the knowledge-base default.",
+        ),
+        Recipe(
+            name="cpu-tiny",
+            C=8,
+            N=1,
+            epochs=2,
+            batch_size=64,
+            lr=0.05,
+            weight_decay=5e-4,
+            description="Smoke-test recipe: like cpu-proxy with 2 epochs.",
+        ),
+        Recipe(
+            name="cpu-large",
+            C=16,
+            N=2,
+            epochs=20,
+            batch_size=64,
+            lr=0.05,
+            weight_decay=5e-4,
+            resolution=32,
+            description="The largest reference the CPU affords on a few tasks: C=16, N=2, 32 px, "
+            "20 epochs.",
+        ),
+        Recipe(
+            name="nb201",
+            C=16,
+            N=5,
+            epochs=200,
+            batch_size=256,
+            lr=0.1,
+            weight_decay=5e-4,
+            resolution=32,
+            description="The NAS-Bench-201 recipe (GPU): C=16, N=5, 32 px, 200 epochs, batch "
+            "256, SGD nesterov lr 0.1 cosine, wd 5e-4, crop+flip.",
+        ),
+    )
+}
+
+DEFAULT_RECIPE = "cpu-proxy"
+
+
+def get_recipe(recipe: str | Recipe = DEFAULT_RECIPE, **overrides) -> Recipe:
+    """A recipe by name (or as given), with optional field overrides."""
+    if isinstance(recipe, str):
+        if recipe not in RECIPES:
+            raise ConfigError(f"unknown recipe '{recipe}'; available: {', '.join(RECIPES)}")
+        recipe = RECIPES[recipe]
+    return recipe.with_overrides(**overrides) if overrides else recipe

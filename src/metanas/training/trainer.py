@@ -1,0 +1,206 @@
+"""Train one NB201 architecture on one task with a named recipe.
+
+Seeded: the same (architecture, task, recipe, seed) on the same device and thread count gives the
+same numbers. Returns validation and test accuracy (fractions), losses, wall seconds, params, MACs
+and the device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from metanas.errors import ConfigError
+from metanas.spaces.nb201 import NB201Arch, NB201Network, count_macs, count_params, parse
+from metanas.tasks import Task
+from metanas.training.recipes import Recipe, get_recipe
+
+
+@dataclass
+class TrainResult:
+    arch: str
+    recipe: str
+    recipe_hash: str
+    seed: int
+    val_acc: float
+    test_acc: float
+    train_loss: float
+    val_loss: float
+    test_loss: float
+    seconds: float
+    params: int
+    macs: int
+    device: str
+    epochs: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def metrics(self) -> dict:
+        """The fields a knowledge base stores as metrics."""
+        keys = ("val_acc", "test_acc", "train_loss", "val_loss", "params", "macs")
+        return {k: getattr(self, k) for k in keys}
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``auto`` picks CUDA when available; a CUDA request without CUDA is a clear error."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device '{device}' requested but CUDA is not available")
+    return dev
+
+
+def resize(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    if x.shape[-1] == resolution and x.shape[-2] == resolution:
+        return x
+    return F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True)
+
+
+def augment_batch(x: torch.Tensor, mode: str, gen: torch.Generator) -> torch.Tensor:
+    """Random crop after zero padding of R/8 (per image), and horizontal flips."""
+    if mode == "none":
+        return x
+    n, _, h, w = x.shape
+    pad = max(1, h // 8)
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    rows = (dy[:, None] + torch.arange(h)[None, :]).to(x.device)
+    cols = (dx[:, None] + torch.arange(w)[None, :]).to(x.device)
+    idx_n = torch.arange(n, device=x.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[idx_n, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    if mode == "crop-flip":
+        flip = (torch.rand(n, generator=gen) < 0.5).to(x.device)
+        out = torch.where(flip[:, None, None, None], out.flip(-1), out)
+    return out.contiguous()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) in eval mode."""
+    if len(y) == 0:
+        return float("nan"), float("nan")
+    model.eval()
+    correct, loss = 0, 0.0
+    for i in range(0, len(y), batch):
+        logits = model(x[i : i + batch])
+        loss += F.cross_entropy(logits, y[i : i + batch], reduction="sum").item()
+        correct += (logits.argmax(1) == y[i : i + batch]).sum().item()
+    return correct / len(y), loss / len(y)
+
+
+def build_model(arch: NB201Arch | str, task: Task, recipe: Recipe) -> NB201Network:
+    return NB201Network(
+        arch, C=recipe.C, N=recipe.N, in_channels=task.channels, num_classes=task.num_classes
+    )
+
+
+def train_architecture(
+    arch: NB201Arch | str,
+    task: Task,
+    recipe: str | Recipe = "cpu-proxy",
+    *,
+    seed: int = 0,
+    device: str | torch.device | None = "cpu",
+    progress: bool = False,
+    return_model: bool = False,
+) -> TrainResult | tuple[TrainResult, NB201Network]:
+    """Train ``arch`` on ``task.x_train``; report accuracy on ``x_val`` and ``x_test``."""
+    arch = parse(arch)
+    recipe = get_recipe(recipe)
+    dev = resolve_device(device)
+    res = recipe.resolution or task.resolution
+    x_tr, y_tr = resize(task.x_train, res).to(dev), task.y_train.to(dev)
+    x_va, y_va = resize(task.x_val, res).to(dev), task.y_val.to(dev)
+    x_te, y_te = resize(task.x_test, res).to(dev), task.y_test.to(dev)
+
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    start = time.perf_counter()
+    model = build_model(arch, task, recipe)
+    params, macs = count_params(model), count_macs(model, res, task.channels)
+    model.to(dev)
+    opt = torch.optim.SGD(
+        model.parameters(),
+        lr=recipe.lr,
+        momentum=recipe.momentum,
+        nesterov=recipe.nesterov,
+        weight_decay=recipe.weight_decay,
+    )
+    n = len(y_tr)
+    steps_per_epoch = max(1, math.ceil(n / recipe.batch_size))
+    total_steps = recipe.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+
+    bar_ctx = _progress_bar(progress, f"train {recipe.name}", total_steps)
+    train_loss = float("nan")
+    with bar_ctx as bar:
+        for _epoch in range(recipe.epochs):
+            model.train()
+            order = torch.randperm(n, generator=gen).to(dev)
+            seen, loss_sum = 0, 0.0
+            for i in range(0, n, recipe.batch_size):
+                idx = order[i : i + recipe.batch_size]
+                if len(idx) < 2:  # BatchNorm needs 2 samples in train mode
+                    continue
+                xb = augment_batch(x_tr[idx], recipe.augment, gen)
+                loss = F.cross_entropy(model(xb), y_tr[idx], label_smoothing=recipe.label_smoothing)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                loss_sum += loss.item() * len(idx)
+                seen += len(idx)
+                if bar is not None:
+                    bar[0].update(bar[1], advance=1, description=f"loss {loss.item():.3f}")
+            train_loss = loss_sum / max(seen, 1)
+    val_acc, val_loss = evaluate(model, x_va, y_va, recipe.eval_batch_size)
+    test_acc, test_loss = evaluate(model, x_te, y_te, recipe.eval_batch_size)
+    result = TrainResult(
+        arch=arch.to_string(),
+        recipe=recipe.name,
+        recipe_hash=recipe.hash,
+        seed=seed,
+        val_acc=val_acc,
+        test_acc=test_acc,
+        train_loss=train_loss,
+        val_loss=val_loss,
+        test_loss=test_loss,
+        seconds=time.perf_counter() - start,
+        params=params,
+        macs=macs,
+        device=_device_name(dev),
+        epochs=recipe.epochs,
+    )
+    if return_model:
+        return result, model.cpu().eval()
+    return result
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(dev)}"
+    return f"cpu:{torch.get_num_threads()}t"
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool, label: str, total: int):
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn(label), BarColumn(), TextColumn("{task.description}"), TimeRemainingColumn(),
+        transient=True, console=Console(stderr=True),
+    ) as prog:
+        yield prog, prog.add_task("", total=total)
