@@ -87,6 +87,9 @@ def test_create_and_reopen_persists(tmp_path):
         assert row["seconds"] == pytest.approx(12.5) and row["device"] == "cpu"
         assert row["extra"] == {"note": "x"}
         assert row["version"] == metanas.__version__
+        (recipe,) = kb.recipes()
+        assert (recipe["name"], recipe["hash"]) == ("quick", "h1")
+        assert recipe["config"] == {"epochs": 3} and recipe["evaluations"] == 1
         task = kb.task(K1)
         assert task["classes"] == [3, 1, 4] and task["resolution"] == 32
         assert task["sizes"] == {"train": 100, "val": 20, "test": None}
@@ -465,8 +468,8 @@ def test_stats_on_tiny_kb(kb):
     _eval(kb, t1, a1, seed=1, val_acc=0.7, test_acc=0.6)
     _eval(kb, t1, a2, seed=0, val_acc=0.8, test_acc=0.3)
     # a task with test accuracies only (like a published table): best by test accuracy
-    _eval(kb, t2, a3, recipe="published", test_acc=0.9)
-    _eval(kb, t2, a2, recipe="published", test_acc=0.95)
+    _eval(kb, t2, a3, recipe="published", recipe_hash="hp", test_acc=0.9)
+    _eval(kb, t2, a2, recipe="published", recipe_hash="hp", test_acc=0.95)
 
     stats = kb_stats(kb)
     json.dumps(stats, allow_nan=False)  # JSON-able

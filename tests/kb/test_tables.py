@@ -58,6 +58,7 @@ def test_import_percent_values_and_reimport(genotype, kb, tmp_path):
     }
     assert sorted(summary["percent_columns"]) == ["test-accuracy", "valid-accuracy"]
     assert summary["task_key"] == published_task_key("cifar10")
+    assert summary["dataset"] == "cifar10"
 
     task = kb.task(published_task_key("cifar10"))
     assert task["source"] == "cifar10" and task["name"] == "cifar10"

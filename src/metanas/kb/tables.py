@@ -314,7 +314,6 @@ def import_table(
     recipe_config = {
         "recipe": recipe,
         "file": file_name,
-        "dataset": dataset,
         "arch_column": arch_column,
         "columns": dict(sorted(mapping.items())),
         "percent_columns": percent,

@@ -68,7 +68,9 @@ class NB201Arch:
     def from_string(cls, text: str) -> NB201Arch:
         """Parse a NATS-Bench string; raises ArchitectureError listing the valid format."""
         if not isinstance(text, str):
-            raise ArchitectureError(f"architecture must be a string, got {type(text).__name__}")
+            raise ArchitectureError(
+                f"architecture must be a string, got {type(text).__name__}; {FORMAT_HELP}"
+            )
         nodes = text.strip().split("+")
         if len(nodes) != NUM_NODES - 1:
             raise ArchitectureError(f"invalid NB201 architecture {text!r}: {FORMAT_HELP}")
@@ -92,7 +94,8 @@ class NB201Arch:
                     )
                 if name not in OPS:
                     raise ArchitectureError(
-                        f"unknown op '{name}' in {text!r}; valid ops: {', '.join(OPS)}"
+                        f"unknown op '{name}' in {text!r}; valid ops: {', '.join(OPS)}; "
+                        f"{FORMAT_HELP}"
                     )
                 ops.append(OPS.index(name))
         return cls(tuple(ops))
@@ -229,25 +232,33 @@ class NB201Arch:
         ``skip_connect`` is the identity, so ``skip(x)`` is just ``x``. The form is the
         expression of node 3; cells whose output is identically zero share the form ``0``.
 
-        This rule puts NB201's 15,625 cells into **5,273** classes. The literature's 6,466
+        This rule puts NB201's 15,625 cells into **4,930** classes. The literature's 6,466
         comes from NB201's own rule (:attr:`nb201_unique_form`), which also treats skip as the
         identity but keeps each ``none`` as an explicit zero term and only propagates a zero
         node when it has a single input; it therefore separates cells such as
         ``x + 0`` and ``x`` that compute the same function. Both counts are reported by
         ``metanas space info nb201``.
         """
-        exprs: list[str | None] = ["x"]
+        # Each node is its multiset of terms (a sorted tuple). ``skip`` splices the source's
+        # terms in, so skip(a + b) + c is the multiset {a, b, c}, the same as a + b + c reached
+        # by any other wiring; an op keeps its (sorted) argument grouped inside its parentheses.
+        exprs: list[tuple[str, ...] | None] = [("x",)]
         k = 0
         for to in range(1, NUM_NODES):
-            terms = []
+            terms: list[str] = []
             for src in range(to):
                 op = OPS[self.op_indices[k]]
                 k += 1
-                if op == "none" or exprs[src] is None:
+                source = exprs[src]
+                if op == "none" or source is None:
                     continue
-                terms.append(exprs[src] if op == "skip_connect" else f"{op}({exprs[src]})")
-            exprs.append("+".join(sorted(terms)) if terms else None)
-        return exprs[-1] or "0"
+                if op == "skip_connect":
+                    terms.extend(source)
+                else:
+                    terms.append(f"{op}({'+'.join(source)})")
+            exprs.append(tuple(sorted(terms)) if terms else None)
+        out = exprs[-1]
+        return "+".join(out) if out else "0"
 
     @cached_property
     def nb201_unique_form(self) -> str:
@@ -294,7 +305,7 @@ def dag_adjacency() -> np.ndarray:
 
 
 def count_unique(rule: str = "functional") -> int:
-    """Number of distinct cells: ``functional`` (:attr:`~NB201Arch.canonical_form`, 5,273) or
+    """Number of distinct cells: ``functional`` (:attr:`~NB201Arch.canonical_form`, 4,930) or
     ``nb201`` (:attr:`~NB201Arch.nb201_unique_form`, 6,466)."""
     attr = {"functional": "canonical_form", "nb201": "nb201_unique_form"}[rule]
     return len({getattr(a, attr) for a in NB201Arch.enumerate_all()})
