@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,7 +33,8 @@ space_app = typer.Typer(help="Search-space information.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
 app.add_typer(space_app, name="space")
 
-out = Console()
+# Wide enough that a NATS-Bench string (up to 96 characters) stays on one line for copying.
+out = Console(width=max(shutil.get_terminal_size().columns, 132))
 err = Console(stderr=True)
 
 
@@ -113,7 +115,7 @@ def search(
             _save_model(model, save_model, trained.to_dict())
     table = Table(title=f"{result.method} on {result.dataset}: top {len(result.candidates)}")
     table.add_column("#", justify="right")
-    table.add_column("architecture (NATS-Bench string)", overflow="fold")
+    table.add_column("architecture (NATS-Bench string)", no_wrap=True)
     table.add_column("score", justify="right")
     for i, c in enumerate(result.candidates, 1):
         table.add_row(str(i), c.arch, f"{c.score:.4f}")

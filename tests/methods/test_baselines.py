@@ -38,7 +38,7 @@ def test_rea_mutates_parents_after_initial_population(digits):
     hist = [NB201Arch.from_string(a) for a in res.details["history"]]
     # every child after the initial population is a one-edge mutation of an earlier cell
     for child in hist[2:]:
-        assert any(sum(x != y for x, y in zip(child.op_indices, p.op_indices)) == 1
+        assert any(sum(x != y for x, y in zip(child.op_indices, p.op_indices, strict=True)) == 1
                    for p in hist[: hist.index(child)])
 
 

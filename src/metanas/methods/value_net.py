@@ -49,6 +49,7 @@ from metanas.spaces.nb201 import NUM_EDGES, NUM_OPS, SPACE_SIZE, NB201Arch
 from metanas.tasks import make_task
 
 CHECKPOINT_FORMAT = "metanas.value-net/1"
+FEATURE_CLIP = 3.0
 
 
 @dataclass
@@ -246,7 +247,11 @@ class ValueNetMethod(MetaLearnedMethod):
 
     # ----- scoring ------------------------------------------------------------------------
     def encode_features(self, features: dict[str, float]) -> torch.Tensor:
+        """Standardize with the knowledge base's statistics, clipped to +-FEATURE_CLIP so a
+        dataset unlike every meta-training task is treated as the nearest edge of the data
+        rather than extrapolated."""
         vec = (feature_vector(features) - self.feature_mean) / self.feature_std * self.feature_mask
+        vec = np.clip(vec, -FEATURE_CLIP, FEATURE_CLIP)
         return torch.tensor(vec, dtype=torch.float32)[None]
 
     @torch.no_grad()

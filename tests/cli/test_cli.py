@@ -1,0 +1,134 @@
+"""End-to-end tests of the command line on the embedded `digits` dataset."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from metanas.cli import app
+from metanas.spaces.nb201 import NB201Arch
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_search_digits_with_shipped_value_net(tmp_path):
+    out = tmp_path / "r.json"
+    res = run("search", "--dataset", "digits", "--top", "5", "--json", str(out))
+    assert res.exit_code == 0, res.output
+    payload = json.loads(out.read_text())
+    assert payload["method"] == "value-net"
+    assert payload["space"] == "nb201"
+    assert payload["dataset"] == "digits"
+    assert len(payload["candidates"]) == 5
+    NB201Arch.from_string(payload["architecture"])  # exact NATS-Bench format
+    assert payload["architecture"] == payload["candidates"][0]["architecture"]
+    scores = [c["score"] for c in payload["candidates"]]
+    assert scores == sorted(scores, reverse=True)
+    assert 0 < payload["search_seconds"] < 30
+    assert payload["architecture"] in res.output
+
+
+def test_search_is_reproducible(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    for path in (a, b):
+        assert run("search", "-d", "digits", "--seed", "3", "--json", str(path)).exit_code == 0
+    ca = json.loads(a.read_text())["candidates"]
+    cb = json.loads(b.read_text())["candidates"]
+    assert [c["architecture"] for c in ca] == [c["architecture"] for c in cb]
+
+
+def test_search_with_train_reports_test_accuracy(tmp_path):
+    out = tmp_path / "r.json"
+    model = tmp_path / "model.safetensors"
+    res = run("search", "-d", "digits", "--top", "3", "--train", "--recipe", "cpu-tiny",
+              "--json", str(out), "--save-model", str(model))
+    assert res.exit_code == 0, res.output
+    trained = json.loads(out.read_text())["trained"]
+    assert trained["test_acc"] > 0.3  # 10 classes: chance is 0.1; 2 epochs only
+    assert model.stat().st_size > 1000
+
+
+def test_random_baseline_from_cli(tmp_path):
+    out = tmp_path / "r.json"
+    res = run("search", "-d", "digits", "--method", "random", "--budget-evals", "2",
+              "--recipe", "cpu-tiny", "--top", "2", "--json", str(out))
+    assert res.exit_code == 0, res.output
+    payload = json.loads(out.read_text())
+    assert payload["method"] == "random" and len(payload["candidates"]) == 2
+
+
+def test_train_command(tmp_path):
+    out = tmp_path / "t.json"
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    res = run("train", "-d", "digits", "--arch", arch, "--recipe", "cpu-tiny", "--json", str(out))
+    assert res.exit_code == 0, res.output
+    d = json.loads(out.read_text())
+    assert d["arch"] == arch and d["test_acc"] > 0.3 and d["params"] > 0
+
+
+def test_space_info_and_datasets():
+    res = run("space", "info", "nb201", "--json")
+    assert res.exit_code == 0
+    info = json.loads(res.output)
+    assert info["cells"] == 15625 and info["unique_nb201_rule"] == 6466
+    assert info["edges"][0] == "1<-0"
+    res = run("datasets", "--json")
+    assert res.exit_code == 0 and "digits" in res.output
+
+
+def test_npz_dataset_through_cli(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (60, 12, 12), dtype=np.uint8)
+    y = np.repeat(np.arange(3), 20)
+    x[y == 1, :6] = 255  # make classes separable
+    path = tmp_path / "toy.npz"
+    np.savez(path, x=x, y=y)
+    res = run("search", "-d", str(path), "--top", "2")
+    assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["search", "-d", "/no/such/file.npz"], "no/such/file.npz"),
+        (["search", "-d", "no-such-builtin"], "digits"),
+        (["train", "-d", "digits", "--arch", "|conv~0|+|x~0|y~1|+|a~0|b~1|c~2|"], "valid ops"),
+        (["search", "-d", "digits", "--method", "magic"], "available"),
+        (["search", "-d", "digits", "--checkpoint", "/no/ckpt.safetensors"], "ckpt"),
+        (["kb", "stats", "/no/such.db"], "such.db"),
+    ],
+)
+def test_user_errors_exit_2_without_traceback(args, needle, tmp_path):
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    assert needle in res.output
+
+
+def test_corrupt_npz_and_mismatched_lengths(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"garbage")
+    res = runner.invoke(app, ["search", "-d", str(bad)])
+    assert res.exit_code == 2 and "bad.npz" in res.output
+    mism = tmp_path / "mism.npz"
+    np.savez(mism, x=np.zeros((10, 8, 8), np.uint8), y=np.zeros(9, int))
+    res = runner.invoke(app, ["search", "-d", str(mism)])
+    assert res.exit_code == 2 and "mism.npz" in res.output
+
+
+def test_console_script_exit_code():
+    proc = subprocess.run(
+        [sys.executable, "-m", "metanas.cli", "train", "-d", "digits", "--arch", "nonsense"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "error" in proc.stderr and "Traceback" not in proc.stderr
