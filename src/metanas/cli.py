@@ -282,6 +282,7 @@ def kb_build(
     limit: Annotated[int | None, typer.Option(help="Train at most this many now.")] = None,
 ) -> None:
     """Sample tasks x architectures, train them, store the results (resumable)."""
+    from metanas.features.metafeatures import compute_meta_features
     from metanas.kb import KnowledgeBase
     from metanas.kb.build import BuildPlan, build_kb
 
@@ -293,7 +294,7 @@ def kb_build(
     )
     with KnowledgeBase(kb) as store:
         report = build_kb(store, plan, workers=workers, executor=executor, device=device,
-                          limit=limit, progress=True)
+                          limit=limit, progress=True, describe=compute_meta_features)
     out.print_json(data=report.to_dict())
     if report.failed:
         raise typer.Exit(1)

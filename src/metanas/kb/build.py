@@ -20,7 +20,6 @@ import numpy as np
 
 from metanas.data import ImageDataset, load_dataset
 from metanas.errors import ConfigError
-from metanas.features.metafeatures import compute_meta_features
 from metanas.kb.store import KnowledgeBase
 from metanas.spaces.nb201 import NB201Arch
 from metanas.tasks import Task, TaskSpec, make_task
@@ -162,20 +161,27 @@ def run_job(job: Job) -> dict:
 
 
 # ----- planner and writer ------------------------------------------------------------------
+TaskDescriber = Callable[[Task], dict[str, float]]
+"""Computes a task's meta-features; injected by the caller because task encoders live in a
+layer above the knowledge base."""
+
+
 def plan_jobs(
     kb: KnowledgeBase,
     plan: BuildPlan,
     dataset: ImageDataset,
     *,
     device: str = "cpu",
+    describe: TaskDescriber | None = None,
     on_task: Callable[[int, int], None] | None = None,
 ) -> tuple[list[Job], int]:
-    """Register the plan's tasks (with meta-features) and list the evaluations still missing."""
+    """Register the plan's tasks (with meta-features when ``describe`` is given) and list the
+    evaluations still missing."""
     recipe = get_recipe(plan.recipe)
     done = kb.done_keys(recipe.hash)
     anchors = plan.anchor_archs()
     specs = plan.task_specs(dataset)
-    known_keys = {t["key"] for t in kb.tasks() if t.get("meta_features")}
+    known_keys = {t["key"] for t in kb.tasks() if t.get("meta_features") or describe is None}
     jobs, already = [], 0
     for i, spec in enumerate(specs):
         key = spec.key(dataset.fingerprint)
@@ -194,7 +200,7 @@ def plan_jobs(
                 sizes={"train": info["n_train"], "val": info["n_val"], "test": info["n_test"]},
                 seed=spec.seed,
                 spec=spec.to_dict(),
-                meta_features=compute_meta_features(task),
+                meta_features=describe(task) if describe else None,
             )
         if on_task:
             on_task(i + 1, len(specs))
@@ -249,6 +255,7 @@ def build_kb(
     max_retries: int = 2,
     progress: bool = True,
     limit: int | None = None,
+    describe: TaskDescriber | None = None,
 ) -> BuildReport:
     """Run (or resume) ``plan`` into ``kb``; see the module docstring for the guarantees."""
     if executor not in ("local", "process"):
@@ -260,7 +267,8 @@ def build_kb(
     with _Progress(progress) as bar:
         plan_task = bar.add("register tasks", plan.tasks)
         jobs, already = plan_jobs(
-            kb, plan, dataset, device=device, on_task=lambda i, n: bar.set(plan_task, i)
+            kb, plan, dataset, device=device, describe=describe,
+            on_task=lambda i, n: bar.set(plan_task, i),
         )
         if limit is not None:
             jobs = jobs[:limit]

@@ -194,9 +194,9 @@ def _now() -> str:
 
 
 def _version() -> str:
-    import metanas
+    from metanas.version import __version__
 
-    return str(getattr(metanas, "__version__", "unknown"))
+    return __version__
 
 
 def _json_safe(value: Any) -> Any:

@@ -22,6 +22,7 @@ Choices made here (the paper leaves them open):
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,7 +35,6 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-import metanas
 from metanas.data import ImageDataset
 from metanas.errors import CheckpointError, ConfigError, KnowledgeBaseError
 from metanas.features.metafeatures import FEATURE_NAMES, compute_meta_features, feature_vector
@@ -47,15 +47,21 @@ from metanas.methods.interface import (
 )
 from metanas.spaces.nb201 import NUM_EDGES, NUM_OPS, SPACE_SIZE, NB201Arch
 from metanas.tasks import make_task
+from metanas.version import __version__
 
 CHECKPOINT_FORMAT = "metanas.value-net/1"
 FEATURE_CLIP = 3.0
+METRICS = ("heldout", "val_acc", "test_acc")
+"""``heldout``: accuracy over the validation and test splits of a knowledge-base task together
+(weighted by their sizes). Both are held out from that task's training, and pooling them halves
+the label noise of small proxy tasks; target datasets' test splits are never involved."""
 
 
 @dataclass
 class ValueNetConfig:
     hidden: int = 128
     embed: int = 64
+    dropout: float = 0.2
     loss: str = "mse"
     target: str = "zscore"
     epochs: int = 300
@@ -64,7 +70,7 @@ class ValueNetConfig:
     weight_decay: float = 1e-4
     rank_pairs: int = 512
     seed: int = 0
-    metric: str = "val_acc"
+    metric: str = "heldout"
     recipe: str | None = None
 
     def __post_init__(self) -> None:
@@ -72,26 +78,37 @@ class ValueNetConfig:
             raise ConfigError(f"loss must be mse, rank or mse+rank, got {self.loss!r}")
         if self.target not in ("zscore", "raw"):
             raise ConfigError(f"target must be zscore or raw, got {self.target!r}")
-        if self.metric not in ("val_acc", "test_acc"):
-            raise ConfigError(f"metric must be val_acc or test_acc, got {self.metric!r}")
+        if self.metric not in METRICS:
+            raise ConfigError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
 
 
 class ValueNetwork(nn.Module):
-    """MLP on [task embedding, architecture embedding, their product] -> predicted value."""
+    """Architecture main effect plus a task x architecture interaction.
 
-    def __init__(self, n_features: int, hidden: int = 128, embed: int = 64) -> None:
+    ``value = base(a) + head([t, a, t * a])`` with ``t`` an embedding of the meta-features and
+    ``a`` of the relaxed architecture. The main effect alone is the task-agnostic predictor;
+    the interaction (with dropout on the task embedding) adds what the task changes, so few
+    meta-training tasks cannot make the model much worse than ignoring the task.
+    """
+
+    def __init__(self, n_features: int, hidden: int = 128, embed: int = 64,
+                 dropout: float = 0.0) -> None:
         super().__init__()
-        self.task = nn.Sequential(nn.Linear(n_features, embed), nn.SiLU())
-        self.arch = nn.Sequential(nn.Linear(NUM_EDGES * NUM_OPS, embed), nn.SiLU())
+        n_arch = NUM_EDGES * NUM_OPS
+        self.base = nn.Sequential(nn.Linear(n_arch, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+        self.task = nn.Sequential(nn.Linear(n_features, embed), nn.SiLU(), nn.Dropout(dropout))
+        self.arch = nn.Sequential(nn.Linear(n_arch, embed), nn.SiLU())
         self.head = nn.Sequential(
             nn.Linear(3 * embed, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
             nn.Linear(hidden, 1),
         )
 
     def forward(self, features: torch.Tensor, arch: torch.Tensor) -> torch.Tensor:
+        a_flat = arch.flatten(1)
         t = self.task(features)
-        a = self.arch(arch.flatten(1))
-        return self.head(torch.cat([t, a, t * a], dim=1)).squeeze(1)
+        a = self.arch(a_flat)
+        inter = self.head(torch.cat([t, a, t * a], dim=1))
+        return (self.base(a_flat) + inter).squeeze(1)
 
 
 @dataclass
@@ -113,9 +130,11 @@ def load_training_data(kb, config: ValueNetConfig) -> TrainingData:
     tasks = {t["key"]: t for t in kb.tasks()}
     per_task: dict[str, dict[str, list[float]]] = {}
     for r in rows:
-        value = r.get(config.metric)
         task = tasks.get(r["task_key"])
-        if value is None or task is None or not task.get("meta_features"):
+        if task is None or not task.get("meta_features"):
+            continue
+        value = _metric_value(r, task, config.metric)
+        if value is None:
             continue
         per_task.setdefault(r["task_key"], {}).setdefault(r["arch"], []).append(float(value))
     keys = sorted(k for k, archs in per_task.items() if len(archs) >= 3)
@@ -149,6 +168,22 @@ def load_training_data(kb, config: ValueNetConfig) -> TrainingData:
         accuracy=np.array(acc, dtype=np.float32),
         resolutions=resolutions,
     )
+
+
+def _metric_value(row: dict, task: dict, metric: str) -> float | None:
+    if metric != "heldout":
+        return row.get(metric)
+    parts = [(row.get("val_acc"), task.get("n_val")), (row.get("test_acc"), task.get("n_test"))]
+    parts = [(v, n or 1) for v, n in parts if v is not None]
+    if not parts:
+        return None
+    return sum(v * n for v, n in parts) / sum(n for _, n in parts)
+
+
+@functools.cache
+def _all_one_hots() -> torch.Tensor:
+    """One-hot encodings of all cells in index order (built once per process)."""
+    return torch.as_tensor(np.stack([a.one_hot() for a in NB201Arch.enumerate_all()]))
 
 
 def _pairwise_rank_loss(pred, target, task_idx, n_pairs, gen) -> torch.Tensor:
@@ -208,7 +243,7 @@ class ValueNetMethod(MetaLearnedMethod):
         x_a = torch.as_tensor(data.archs)
         y = torch.as_tensor(data.target)
         t_idx = torch.as_tensor(data.task_index)
-        net = ValueNetwork(feats.shape[1], config.hidden, config.embed)
+        net = ValueNetwork(feats.shape[1], config.hidden, config.embed, config.dropout)
         opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
         n = len(y)
@@ -261,29 +296,30 @@ class ValueNetMethod(MetaLearnedMethod):
         onehots = torch.as_tensor(np.stack([a.one_hot() for a in archs]))
         return self.net(f.expand(len(archs), -1), onehots).numpy()
 
+    @torch.no_grad()
     def score_all(self, f: torch.Tensor) -> np.ndarray:
         """Scores of all 15,625 cells, indexed by :attr:`NB201Arch.index`."""
-        return self.score(f, list(NB201Arch.enumerate_all()))
+        onehots = _all_one_hots()
+        return self.net(f.expand(len(onehots), -1), onehots).numpy()
 
     def gradient_ascent(
-        self, f: torch.Tensor, *, restarts: int = 8, steps: int = 100, lr: float = 0.1, seed: int = 0
+        self, f: torch.Tensor, *, restarts: int = 8, steps: int = 100, lr: float = 1.0,
+        seed: int = 0,
     ) -> list[NB201Arch]:
-        """Maximize the frozen network over per-edge softmax relaxations; argmax each restart."""
+        """Maximize the frozen network over per-edge softmax relaxations; argmax each restart.
+
+        Plain gradient ascent on the logits (``torch.autograd.grad``): the objective is tiny
+        and smooth, and avoiding an optimizer object keeps a cold search fast.
+        """
         gen = torch.Generator().manual_seed(seed)
-        logits = (0.5 * torch.randn(restarts, NUM_EDGES, NUM_OPS, generator=gen)).requires_grad_()
-        opt = torch.optim.Adam([logits], lr=lr)
-        for p in self.net.parameters():
-            p.requires_grad_(False)
-        try:
-            for _ in range(steps):
-                value = self.net(f.expand(restarts, -1), torch.softmax(logits, dim=-1))
-                opt.zero_grad()
-                (-value.sum()).backward()
-                opt.step()
-        finally:
-            for p in self.net.parameters():
-                p.requires_grad_(True)
-        probs = torch.softmax(logits.detach(), dim=-1).numpy()
+        logits = 0.5 * torch.randn(restarts, NUM_EDGES, NUM_OPS, generator=gen)
+        feats = f.expand(restarts, -1)
+        for _ in range(steps):
+            logits.requires_grad_(True)
+            value = self.net(feats, torch.softmax(logits, dim=-1)).sum()
+            (grad,) = torch.autograd.grad(value, logits)
+            logits = (logits + lr * grad).detach()
+        probs = torch.softmax(logits, dim=-1).numpy()
         return [NB201Arch.from_probabilities(p) for p in probs]
 
     # ----- search -------------------------------------------------------------------------
@@ -365,7 +401,7 @@ class ValueNetMethod(MetaLearnedMethod):
         tensors["feature_mask"] = torch.as_tensor(self.feature_mask)
         meta = {
             "format": CHECKPOINT_FORMAT,
-            "metanas_version": metanas.__version__,
+            "metanas_version": __version__,
             "config": json.dumps(asdict(self.config)),
             "info": json.dumps(self.info),
             "n_features": str(len(self.feature_mean)),
@@ -397,7 +433,8 @@ class ValueNetMethod(MetaLearnedMethod):
             info = json.loads(meta.get("info", "{}"))
             if info.get("feature_names", list(FEATURE_NAMES)) != list(FEATURE_NAMES):
                 raise CheckpointError(f"{path} was trained on other meta-features")
-            net = ValueNetwork(int(meta["n_features"]), config.hidden, config.embed)
+            net = ValueNetwork(int(meta["n_features"]), config.hidden, config.embed,
+                               config.dropout)
             net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         except (KeyError, TypeError, RuntimeError, json.JSONDecodeError) as exc:
             raise CheckpointError(f"{path}: incompatible value-net checkpoint ({exc})") from None
