@@ -276,8 +276,15 @@ def kb_build(
     recipe: Annotated[str, typer.Option()] = "cpu-proxy",
     seeds: Annotated[str, typer.Option(help="Training seeds per evaluation.")] = "0",
     seed: Annotated[int, typer.Option(help="Plan seed (tasks and architectures).")] = 0,
-    workers: Annotated[int, typer.Option(help="Parallel worker processes.")] = 1,
-    executor: Annotated[str, typer.Option(help="local | process")] = "process",
+    workers: Annotated[int, typer.Option(help="Parallel workers (with --ray-address: the "
+                                         "cluster gets 2x this many evaluations at a time).")
+                       ] = 1,
+    executor: Annotated[str, typer.Option(help="local (in this process) | process (a pool of "
+                                          "processes) | ray (Ray tasks; needs the ray extra)."
+                                          )] = "process",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster to join (auto, "
+                                                    "ray://host:10001); default: start a "
+                                                    "local Ray instance.")] = None,
     device: Annotated[str, typer.Option()] = "cpu",
     limit: Annotated[int | None, typer.Option(help="Train at most this many now.")] = None,
 ) -> None:
@@ -294,7 +301,8 @@ def kb_build(
     )
     with KnowledgeBase(kb) as store:
         report = build_kb(store, plan, workers=workers, executor=executor, device=device,
-                          limit=limit, progress=True, describe=compute_meta_features)
+                          limit=limit, progress=True, describe=compute_meta_features,
+                          ray_address=ray_address)
     out.print_json(data=report.to_dict())
     if report.failed:
         raise typer.Exit(1)

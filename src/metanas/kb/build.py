@@ -5,11 +5,15 @@ build that is killed, even with SIGKILL, and restarted recomputes the same plan,
 knowledge base already holds and trains the rest. Workers only train; results come back to the
 one writer (this process), which commits each evaluation in its own transaction, and the
 store's UNIQUE(task, architecture, recipe, seed) constraint makes a duplicate impossible.
+Workers are this process (``local``), a pool of spawned processes (``process``) or Ray tasks on
+a local Ray instance or an existing cluster (``ray``).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import itertools
+import logging
 import multiprocessing as mp
 import os
 import time
@@ -21,6 +25,7 @@ import numpy as np
 from metanas.data import ImageDataset, load_dataset
 from metanas.errors import ConfigError
 from metanas.kb.store import KnowledgeBase
+from metanas.progress import Bars
 from metanas.spaces.nb201 import NB201Arch
 from metanas.tasks import Task, TaskSpec, make_task
 from metanas.training import get_recipe, train_architecture
@@ -160,6 +165,18 @@ def run_job(job: Job) -> dict:
     return result.to_dict()
 
 
+_RUN_JOB: Callable[[Job], dict] = run_job
+"""The job function the executors call; tests swap it to inject failures."""
+
+
+def _ray_job(fn: Callable[[Job], dict], job: Job) -> dict:
+    """Body of a Ray task: one torch thread per task (each task holds one CPU)."""
+    import torch
+
+    torch.set_num_threads(1)
+    return fn(job)
+
+
 # ----- planner and writer ------------------------------------------------------------------
 TaskDescriber = Callable[[Task], dict[str, float]]
 """Computes a task's meta-features; injected by the caller because task encoders live in a
@@ -256,15 +273,26 @@ def build_kb(
     progress: bool = True,
     limit: int | None = None,
     describe: TaskDescriber | None = None,
+    ray_address: str | None = None,
 ) -> BuildReport:
-    """Run (or resume) ``plan`` into ``kb``; see the module docstring for the guarantees."""
-    if executor not in ("local", "process"):
-        raise ConfigError(f"--executor must be local or process, got {executor!r}")
+    """Run (or resume) ``plan`` into ``kb``; see the module docstring for the guarantees.
+
+    With ``executor="ray"``, ``ray_address=None`` starts a local Ray instance with ``workers``
+    CPUs; an address ("auto", "ray://host:10001") joins an existing cluster, whose nodes need
+    metanas installed and ``plan.source`` readable; either way at most 2 x ``workers``
+    evaluations are submitted at a time.
+    """
+    if executor not in ("local", "process", "ray"):
+        raise ConfigError(f"--executor must be local, process or ray, got {executor!r}")
+    if ray_address is not None and executor != "ray":
+        raise ConfigError("--ray-address needs --executor ray")
+    if executor == "ray":
+        _import_ray()  # fail before planning, not after
     if workers < 1:
         raise ConfigError("--workers must be >= 1")
     start = time.perf_counter()
     dataset = load_dataset(plan.source, progress=progress)
-    with _Progress(progress) as bar:
+    with Bars(progress) as bar:
         plan_task = bar.add("register tasks", plan.tasks)
         jobs, already = plan_jobs(
             kb, plan, dataset, device=device, describe=describe,
@@ -275,7 +303,8 @@ def build_kb(
         report = BuildReport(planned=len(jobs) + already, already_done=already)
         task_ids: dict[str, int] = {}
         train_task = bar.add("train", len(jobs))
-        for job, result, error in _execute(jobs, workers, executor, max_retries, report):
+        results = _execute(jobs, workers, executor, max_retries, report, ray_address)
+        for job, result, error in results:
             if error is not None:
                 report.failed += 1
                 report.errors.append(f"{job.task_key[:12]} {job.arch}: {error}")
@@ -287,16 +316,34 @@ def build_kb(
 
 
 def _execute(
-    jobs: list[Job], workers: int, executor: str, max_retries: int, report: BuildReport
+    jobs: list[Job],
+    workers: int,
+    executor: str,
+    max_retries: int,
+    report: BuildReport,
+    ray_address: str | None = None,
 ) -> Iterator[tuple[Job, dict | None, str | None]]:
-    """Yield (job, result, error) as jobs finish; a crashed pool is rebuilt and jobs retried."""
+    """Yield (job, result, error) as jobs finish, each job once; a job whose worker died is
+    retried up to ``max_retries`` times, then reported as an error."""
     if executor == "local":
-        for job in jobs:
-            try:
-                yield job, run_job(job), None
-            except Exception as exc:  # a failing evaluation must not stop the build
-                yield job, None, f"{type(exc).__name__}: {exc}"
-        return
+        return _execute_local(jobs)
+    if executor == "ray":
+        return _execute_ray(jobs, workers, max_retries, ray_address)
+    return _execute_process(jobs, workers, max_retries, report)
+
+
+def _execute_local(jobs: list[Job]) -> Iterator[tuple[Job, dict | None, str | None]]:
+    for job in jobs:
+        try:
+            yield job, _RUN_JOB(job), None
+        except Exception as exc:  # a failing evaluation must not stop the build
+            yield job, None, f"{type(exc).__name__}: {exc}"
+
+
+def _execute_process(
+    jobs: list[Job], workers: int, max_retries: int, report: BuildReport
+) -> Iterator[tuple[Job, dict | None, str | None]]:
+    """A spawned process pool; a crashed pool is rebuilt and its unfinished jobs retried."""
     threads = max(1, (os.cpu_count() or 1) // workers)
     pending = list(jobs)
     attempts: dict[int, int] = {}
@@ -305,7 +352,7 @@ def _execute(
         with cf.ProcessPoolExecutor(
             workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)
         ) as pool:
-            futures = {pool.submit(run_job, job): job for job in pending}
+            futures = {pool.submit(_RUN_JOB, job): job for job in pending}
             pending = []
             for fut in cf.as_completed(futures):
                 job = futures[fut]
@@ -322,48 +369,49 @@ def _execute(
                     yield job, None, f"{type(exc).__name__}: {exc}"
 
 
-class _Progress:
-    """A rich progress display with named bars, or nothing."""
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "--executor ray needs Ray: install metanas[ray] (pip install 'metanas[ray]')"
+        ) from None
+    return ray
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._prog = None
 
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._prog = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-            )
-            self._prog.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._prog is not None:
-            self._prog.stop()
-
-    def add(self, label: str, total: int):
-        return self._prog.add_task(label, total=total) if self._prog else None
-
-    def set(self, task_id, completed: int) -> None:
-        if self._prog is not None:
-            self._prog.update(task_id, completed=completed)
-
-    def advance(self, task_id) -> None:
-        if self._prog is not None:
-            self._prog.advance(task_id)
+def _execute_ray(
+    jobs: list[Job], workers: int, max_retries: int, address: str | None
+) -> Iterator[tuple[Job, dict | None, str | None]]:
+    """One Ray task per job, at most 2 x ``workers`` submitted at a time. Ray reruns a task
+    whose worker (or node) died, up to ``max_retries`` times; an exception raised by the job
+    itself is not retried. Results come back to this process in completion order."""
+    ray = _import_ray()
+    started = not ray.is_initialized()
+    if started:
+        where = {"address": address} if address else {"num_cpus": workers}
+        try:
+            ray.init(**where, include_dashboard=False, logging_level=logging.WARNING)
+        except ConnectionError as exc:
+            raise ConfigError(f"cannot connect to Ray at {address!r}: {exc}") from None
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=max_retries)(_ray_job)
+        todo, running = iter(jobs), {}
+        while True:
+            for job in itertools.islice(todo, 2 * workers - len(running)):
+                gpus = 0 if job.device == "cpu" else 1
+                running[remote.options(num_gpus=gpus).remote(_RUN_JOB, job)] = job
+            if not running:
+                return
+            [ref], _ = ray.wait(list(running), num_returns=1)
+            job = running.pop(ref)
+            result = error = None
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:  # the job raised
+                error = f"{type(exc.cause).__name__}: {exc.cause}"
+            except ray.exceptions.RayError as exc:  # its worker or node died, retries spent
+                error = f"Ray worker lost after {max_retries} retries ({type(exc).__name__})"
+            yield job, result, error
+    finally:
+        if started:
+            ray.shutdown()

@@ -22,6 +22,7 @@ from metanas.methods.interface import (
     SearchResult,
     proxy_resolution,
 )
+from metanas.progress import Bars
 from metanas.spaces.nb201 import NB201Arch
 from metanas.tasks import Task, make_task
 from metanas.training import get_recipe, train_architecture
@@ -63,18 +64,16 @@ class TrainingSearch(SearchMethod):
         rng = np.random.default_rng(seed)
         history: list[Candidate] = []
         seen: set[str] = set()
-        bar = _bar(progress, self.name, budget.evaluations)
-        for arch in self.propose(rng, history):
-            if budget.exhausted(time.perf_counter() - t0, len(history)):
-                break
-            if arch.canonical_form in seen or not arch.is_connected:
-                continue
-            seen.add(arch.canonical_form)
-            history.append(self._evaluate(arch, task, seed))
-            if bar:
-                bar[0].update(bar[1], advance=1, description=f"best {self._best(history):.3f}")
-        if bar:
-            bar[0].stop()
+        with Bars(progress, transient=True) as bars:
+            bar = bars.add(f"{self.name} search", budget.evaluations)
+            for arch in self.propose(rng, history):
+                if budget.exhausted(time.perf_counter() - t0, len(history)):
+                    break
+                if arch.canonical_form in seen or not arch.is_connected:
+                    continue
+                seen.add(arch.canonical_form)
+                history.append(self._evaluate(arch, task, seed))
+                bars.advance(bar, status=f"best val {self._best(history):.3f}")
         ranked = sorted(history, key=lambda c: -c.score)
         return SearchResult(
             method=self.name,
@@ -140,17 +139,3 @@ class RegularizedEvolution(TrainingSearch):
             picks = rng.choice(len(alive), size=self.sample_size, replace=False)
             parent = max((alive[i] for i in picks), key=lambda c: c.score)
             yield NB201Arch.from_string(parent.arch).mutate(rng)
-
-
-def _bar(enabled: bool, label: str, total: int | None):
-    if not enabled:
-        return None
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    prog = Progress(
-        TextColumn(label), BarColumn(), TextColumn("{task.completed} evals {task.description}"),
-        TimeElapsedColumn(), transient=True, console=Console(stderr=True),
-    )
-    prog.start()
-    return prog, prog.add_task("", total=total)

@@ -7,7 +7,6 @@ and the device.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -17,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from metanas.errors import ConfigError
+from metanas.progress import Bars
 from metanas.spaces.nb201 import NB201Arch, NB201Network, count_macs, count_params, parse
 from metanas.tasks import Task
 from metanas.training.recipes import Recipe, get_recipe
@@ -140,9 +140,9 @@ def train_architecture(
     total_steps = recipe.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
 
-    bar_ctx = _progress_bar(progress, f"train {recipe.name}", total_steps)
     train_loss = float("nan")
-    with bar_ctx as bar:
+    with Bars(progress, transient=True) as bars:
+        bar = bars.add(f"train {arch_label(arch)} ({recipe.name})", total_steps)
         for _epoch in range(recipe.epochs):
             model.train()
             order = torch.randperm(n, generator=gen).to(dev)
@@ -159,8 +159,7 @@ def train_architecture(
                 sched.step()
                 loss_sum += loss.item() * len(idx)
                 seen += len(idx)
-                if bar is not None:
-                    bar[0].update(bar[1], advance=1, description=f"loss {loss.item():.3f}")
+                bars.advance(bar, status=f"loss {loss.item():.3f}")
             train_loss = loss_sum / max(seen, 1)
     val_acc, val_loss = evaluate(model, x_va, y_va, recipe.eval_batch_size)
     test_acc, test_loss = evaluate(model, x_te, y_te, recipe.eval_batch_size)
@@ -185,22 +184,12 @@ def train_architecture(
     return result
 
 
+def arch_label(arch: NB201Arch) -> str:
+    """A short label for progress output (the full string is too long for a bar)."""
+    return f"#{arch.index}"
+
+
 def _device_name(dev: torch.device) -> str:
     if dev.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(dev)}"
     return f"cpu:{torch.get_num_threads()}t"
-
-
-@contextlib.contextmanager
-def _progress_bar(enabled: bool, label: str, total: int):
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(
-        TextColumn(label), BarColumn(), TextColumn("{task.description}"), TimeRemainingColumn(),
-        transient=True, console=Console(stderr=True),
-    ) as prog:
-        yield prog, prog.add_task("", total=total)
