@@ -249,3 +249,13 @@ def test_cuda_request_without_cuda_is_a_config_error(small_task) -> None:
         resolve_device("cuda:0")
     with pytest.raises(ConfigError):
         train_architecture(CONV_CELL, small_task, "cpu-tiny", device="cuda")
+
+
+def test_recipe_variant_names_parse_back_to_the_same_recipe() -> None:
+    variant = get_recipe("cpu-proxy", epochs=3, resolution=16)
+    parsed = get_recipe(variant.name)
+    assert parsed == variant and parsed.hash == variant.hash
+    assert get_recipe("cpu-proxy[C=4,lr=0.1]").C == 4
+    for bad in ("cpu-proxy[foo=1]", "cpu-proxy[epochs=x]", "cpu-proxy[epochs=3", "nope[C=1]"):
+        with pytest.raises(ConfigError):
+            get_recipe(bad)

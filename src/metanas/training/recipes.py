@@ -123,9 +123,40 @@ DEFAULT_RECIPE = "cpu-proxy"
 
 
 def get_recipe(recipe: str | Recipe = DEFAULT_RECIPE, **overrides) -> Recipe:
-    """A recipe by name (or as given), with optional field overrides."""
+    """A recipe by name, by variant name (``cpu-proxy[epochs=3,resolution=16]``, the form
+    :meth:`Recipe.with_overrides` names its variants), or as given; plus optional overrides."""
     if isinstance(recipe, str):
-        if recipe not in RECIPES:
-            raise ConfigError(f"unknown recipe '{recipe}'; available: {', '.join(RECIPES)}")
-        recipe = RECIPES[recipe]
+        base, _, tail = recipe.partition("[")
+        if base not in RECIPES:
+            raise ConfigError(f"unknown recipe '{base}'; available: {', '.join(RECIPES)}")
+        parsed = _parse_overrides(recipe, tail) if tail else {}
+        recipe = RECIPES[base].with_overrides(**parsed) if parsed else RECIPES[base]
     return recipe.with_overrides(**overrides) if overrides else recipe
+
+
+def _parse_overrides(text: str, tail: str) -> dict:
+    if not tail.endswith("]"):
+        raise ConfigError(f"recipe variant {text!r} must look like name[field=value,...]")
+    types = {f.name: f.type for f in dataclasses.fields(Recipe)}
+    out: dict = {}
+    for item in filter(None, tail[:-1].split(",")):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in types or key == "name":
+            raise ConfigError(f"recipe variant {text!r}: bad override {item!r}; fields: "
+                              f"{', '.join(k for k in types if k != 'name')}")
+        kind = str(types[key])
+        try:
+            if value == "None":
+                out[key] = None
+            elif "bool" in kind:
+                out[key] = value.lower() in ("1", "true", "yes")
+            elif "int" in kind:
+                out[key] = int(value)
+            elif "float" in kind:
+                out[key] = float(value)
+            else:
+                out[key] = value
+        except ValueError:
+            raise ConfigError(f"recipe variant {text!r}: {key} cannot be {value!r}") from None
+    return out
