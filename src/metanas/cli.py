@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from metanas import api
@@ -46,7 +47,7 @@ def handles_errors(fn):
         try:
             return fn(*args, **kwargs)
         except MetanasError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -113,7 +114,8 @@ def search(
         payload["trained"] = trained.to_dict()
         if save_model:
             _save_model(model, save_model, trained.to_dict())
-    table = Table(title=f"{result.method} on {result.dataset}: top {len(result.candidates)}")
+    table = Table(title=escape(f"{result.method} on {result.dataset}: top "
+                               f"{len(result.candidates)}"))
     table.add_column("#", justify="right")
     table.add_column("architecture (NATS-Bench string)", no_wrap=True)
     table.add_column("score", justify="right")
@@ -125,7 +127,7 @@ def search(
         t = payload["trained"]
         out.print(f"trained top pick ({t['recipe']}, seed {seed}): test accuracy "
                   f"{t['test_acc']:.4f}, val {t['val_acc']:.4f}, {t['seconds']:.1f} s, "
-                  f"{t['params']:,} params", highlight=False)
+                  f"{t['params']:,} params", highlight=False, markup=False)
     if json_out:
         write_json(json_out, payload)
 
@@ -162,7 +164,7 @@ def train_cmd(
     d = result.to_dict()
     for k in ("arch", "recipe", "val_acc", "test_acc", "train_loss", "seconds", "params", "macs",
               "device"):
-        out.print(f"{k:>10}: {d[k]}", highlight=False)
+        out.print(f"{k:>10}: {d[k]}", highlight=False, markup=False)
     if save_model:
         _save_model(model, save_model, d)
     if json_out:

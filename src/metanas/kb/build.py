@@ -12,6 +12,7 @@ a local Ray instance or an existing cluster (``ray``).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import itertools
 import logging
 import multiprocessing as mp
@@ -286,13 +287,13 @@ def build_kb(
         raise ConfigError(f"--executor must be local, process or ray, got {executor!r}")
     if ray_address is not None and executor != "ray":
         raise ConfigError("--ray-address needs --executor ray")
-    if executor == "ray":
-        _import_ray()  # fail before planning, not after
     if workers < 1:
         raise ConfigError("--workers must be >= 1")
     start = time.perf_counter()
     dataset = load_dataset(plan.source, progress=progress)
-    with Bars(progress) as bar:
+    # Ray starts (or a bad --ray-address fails) before planning, which can take a while.
+    session = _ray_session(workers, ray_address) if executor == "ray" else contextlib.nullcontext()
+    with session, Bars(progress) as bar:
         plan_task = bar.add("register tasks", plan.tasks)
         jobs, already = plan_jobs(
             kb, plan, dataset, device=device, describe=describe,
@@ -369,14 +370,29 @@ def _execute_process(
                     yield job, None, f"{type(exc).__name__}: {exc}"
 
 
-def _import_ray():
+@contextlib.contextmanager
+def _ray_session(workers: int, address: str | None) -> Iterator:
+    """The ``ray`` module, initialised: a local instance with ``workers`` CPUs, or the cluster
+    at ``address``, or whatever the caller already started (which is then left running)."""
     try:
         import ray
     except ImportError:
         raise ConfigError(
-            "--executor ray needs Ray: install metanas[ray] (pip install 'metanas[ray]')"
+            "--executor ray needs Ray, which is not installed: pip install ray "
+            "(or install metanas with its ray extra)"
         ) from None
-    return ray
+    if ray.is_initialized():
+        yield ray
+        return
+    where = {"address": address} if address else {"num_cpus": workers}
+    try:
+        ray.init(**where, include_dashboard=False, logging_level=logging.WARNING)
+    except ConnectionError as exc:
+        raise ConfigError(f"cannot connect to Ray at {address!r}: {exc}") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
 
 
 def _execute_ray(
@@ -385,15 +401,7 @@ def _execute_ray(
     """One Ray task per job, at most 2 x ``workers`` submitted at a time. Ray reruns a task
     whose worker (or node) died, up to ``max_retries`` times; an exception raised by the job
     itself is not retried. Results come back to this process in completion order."""
-    ray = _import_ray()
-    started = not ray.is_initialized()
-    if started:
-        where = {"address": address} if address else {"num_cpus": workers}
-        try:
-            ray.init(**where, include_dashboard=False, logging_level=logging.WARNING)
-        except ConnectionError as exc:
-            raise ConfigError(f"cannot connect to Ray at {address!r}: {exc}") from None
-    try:
+    with _ray_session(workers, address) as ray:
         remote = ray.remote(num_cpus=1, max_retries=max_retries)(_ray_job)
         todo, running = iter(jobs), {}
         while True:
@@ -412,6 +420,3 @@ def _execute_ray(
             except ray.exceptions.RayError as exc:  # its worker or node died, retries spent
                 error = f"Ray worker lost after {max_retries} retries ({type(exc).__name__})"
             yield job, result, error
-    finally:
-        if started:
-            ray.shutdown()
