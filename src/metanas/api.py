@@ -93,9 +93,9 @@ def search(
     )
     result = runner.search(data, top=top, seed=seed, budget=budget, progress=progress,
                            **(options or {}))
-    if train:
-        trained = train(data, result.architecture, recipe=recipe, seed=seed, device=device,
-                        progress=progress)
+    if train:  # the ``train`` argument shadows the function of that name here
+        trained = _train(data, result.architecture, recipe=recipe, seed=seed, device=device,
+                         progress=progress)
         result.details["trained"] = trained.to_dict()
     return result
 
@@ -116,10 +116,14 @@ def train(
     arch = parse(arch)
     data = as_dataset(dataset, seed=seed, progress=progress)
     rec = get_recipe(recipe)
-    res = resolution or rec.resolution or proxy_resolution(max(data.image_size))
+    res = resolution if resolution is not None else (
+        rec.resolution or proxy_resolution(max(data.image_size)))
     task = make_task(data, resolution=res, max_train_per_class=max_train_per_class, seed=seed)
     return train_architecture(arch, task, rec, seed=seed, device=device, progress=progress,
                               return_model=return_model)
+
+
+_train = train
 
 
 def meta_train(method: str, kb_path: str | Path, out: str | Path, *, progress: bool = False,

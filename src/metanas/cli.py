@@ -6,8 +6,10 @@ exit with code 2; there is no traceback for them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import math
 import os
 import shutil
 import sys
@@ -56,16 +58,48 @@ def handles_errors(fn):
     return wrapper
 
 
-def write_json(path: Path, payload: Any) -> None:
+def check_output(path: Path | None, option: str) -> None:
+    """Fail before any work when ``path`` cannot be a file: a folder, or below a file."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"cannot write {option} {path}: it is a directory")
+    existing = next(p for p in path.parents if p.exists())  # '.' or '/' at the latest
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise ConfigError(f"cannot write {option} {path}: {existing} is not a writable folder")
+
+
+def write_json(path: Path, payload: Any, option: str = "--json") -> None:
     """Write JSON atomically so an interrupted run leaves no half-written file."""
     path = Path(path)
+    check_output(path, option)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        tmp.write_text(json.dumps(_finite(payload), indent=2, default=str, allow_nan=False)
+                       + "\n")
         tmp.replace(path)
     except OSError as exc:
-        raise ConfigError(f"cannot write --json {path}: {exc.strerror or exc}") from None
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {option} {path}: {exc.strerror or exc}") from None
+
+
+def _finite(value: Any) -> Any:
+    """NaN/inf (e.g. a Spearman on a constant task) become null: JSON has no NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _given(**options) -> dict[str, Any]:
+    """Only the options the user set, so the method's own defaults apply to the rest."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def _budget(evaluations: int | None, seconds: float | None) -> api.Budget | None:
@@ -100,6 +134,14 @@ def search(
                                                     "weights (safetensors).")] = None,
 ) -> None:
     """Rank NB201 architectures for a dataset (and optionally train the best)."""
+    from metanas.training import get_recipe, resolve_device
+
+    if save_model and not train:
+        raise ConfigError("--save-model needs --train (there is no trained model to save)")
+    check_output(json_out, "--json")
+    check_output(save_model, "--save-model")
+    get_recipe(recipe)  # a bad --recipe or --device fails now, not after the search
+    resolve_device(device)
     options = {"mode": mode} if method == "value-net" else {}
     data = api.as_dataset(dataset, seed=seed, progress=True)
     result = api.search(
@@ -133,15 +175,21 @@ def search(
 
 
 def _save_model(model, path: Path, info: dict) -> None:
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     meta = {"format": "metanas.nb201-network/1", "arch": info["arch"],
             "config": json.dumps(model.config), "result": json.dumps(info)}
     tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(state, str(tmp), metadata=meta)
+        tmp.replace(path)
+    except (OSError, SafetensorError) as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write --save-model {path}: {exc}") from None
 
 
 @app.command("train")
@@ -159,6 +207,8 @@ def train_cmd(
 ) -> None:
     """Train one architecture on a dataset and report its accuracy."""
     api.parse_arch(arch)
+    check_output(json_out, "--json")
+    check_output(save_model, "--save-model")
     result, model = api.train(dataset, arch, recipe=recipe, seed=seed, resolution=resolution,
                               device=device, progress=True, return_model=True)
     d = result.to_dict()
@@ -177,14 +227,15 @@ def meta_train_cmd(
     kb: Annotated[Path, typer.Option(help="Knowledge base (.db).")],
     out_path: Annotated[Path, typer.Option("--out", help="Checkpoint to write.")],
     method: Annotated[str, typer.Option()] = "value-net",
-    loss: Annotated[str, typer.Option(help="mse | rank | mse+rank")] = "mse",
-    epochs: Annotated[int, typer.Option()] = 300,
+    loss: Annotated[str | None, typer.Option(help="mse | rank | mse+rank (default rank)")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (default 100).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     recipe: Annotated[str | None, typer.Option(help="Only evaluations of this recipe.")] = None,
 ) -> None:
     """Meta-train a method on a knowledge base and write its checkpoint."""
-    info = api.meta_train(method, kb, out_path, loss=loss, epochs=epochs, seed=seed,
-                          recipe=recipe, progress=True)
+    check_output(out_path, "--out")
+    options = _given(loss=loss, epochs=epochs, recipe=recipe)
+    info = api.meta_train(method, kb, out_path, seed=seed, progress=True, **options)
     out.print_json(data=info)
 
 
@@ -193,14 +244,17 @@ def meta_train_cmd(
 def validate(
     kb: Annotated[Path, typer.Option(help="Knowledge base (.db).")],
     folds: Annotated[int, typer.Option()] = 5,
-    loss: Annotated[str, typer.Option()] = "mse",
-    epochs: Annotated[int, typer.Option()] = 300,
+    loss: Annotated[str | None, typer.Option(help="mse | rank | mse+rank (default rank)")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (default 100).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     json_out: Annotated[Path | None, typer.Option("--json")] = None,
 ) -> None:
     """Leave-tasks-out validation of the value network (Spearman / Kendall per held-out task)."""
-    report = api.validate_value_net(kb, folds=folds, loss=loss, epochs=epochs, seed=seed)
-    table = Table(title=f"value-net leave-tasks-out ({report['tasks']} tasks, {folds} folds)")
+    check_output(json_out, "--json")
+    report = api.validate_value_net(kb, folds=folds, seed=seed,
+                                    **_given(loss=loss, epochs=epochs))
+    table = Table(title=f"value-net leave-tasks-out ({report['tasks']} tasks, "
+                        f"{report['folds']} folds)")
     table.add_column("model")
     for m in ("spearman", "kendall", "top1_regret"):
         table.add_column(f"{m} mean", justify="right")
@@ -253,6 +307,33 @@ def datasets(json_flag: Annotated[bool, typer.Option("--json")] = False) -> None
 
 
 # ----- knowledge base -------------------------------------------------------------------------
+@contextlib.contextmanager
+def _writable_kb(path: Path):
+    """Open (or create) a knowledge base for writing. One this command created is deleted
+    again when the command fails on a user error before storing any evaluation, so a bad
+    option or input leaves no stray KB file behind."""
+    from metanas.kb import KnowledgeBase
+
+    path = Path(path).expanduser()
+    created = not path.exists()
+    store = None
+    try:
+        store = KnowledgeBase(path)
+        yield store
+    except MetanasError:
+        keep = not created or (store is not None and store.counts()["evaluations"] > 0)
+        if store is not None:
+            store.close()
+        if not keep:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(OSError):
+                    path.with_name(path.name + suffix).unlink(missing_ok=True)
+        raise
+    finally:
+        if store is not None:
+            store.close()
+
+
 def _csv_ints(text: str, name: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())
@@ -292,7 +373,6 @@ def kb_build(
 ) -> None:
     """Sample tasks x architectures, train them, store the results (resumable)."""
     from metanas.features.metafeatures import compute_meta_features
-    from metanas.kb import KnowledgeBase
     from metanas.kb.build import BuildPlan, build_kb
 
     caps = tuple(c or None for c in _csv_ints(train_per_class, "--train-per-class"))
@@ -301,7 +381,7 @@ def kb_build(
         n_way=_csv_ints(n_way, "--n-way"), resolutions=_csv_ints(resolutions, "--resolutions"),
         train_per_class=caps, recipe=recipe, seeds=_csv_ints(seeds, "--seeds"), seed=seed,
     )
-    with KnowledgeBase(kb) as store:
+    with _writable_kb(kb) as store:
         report = build_kb(store, plan, workers=workers, executor=executor, device=device,
                           limit=limit, progress=True, describe=compute_meta_features,
                           ray_address=ray_address)
@@ -321,7 +401,7 @@ def kb_import_table(
                                                      "(auto-detected when omitted).")] = None,
 ) -> None:
     """Import a published table (e.g. a NATS-Bench export) as evaluations of a dataset."""
-    from metanas.kb import KnowledgeBase, import_table
+    from metanas.kb import import_table
 
     mapping = None
     if metric:
@@ -331,7 +411,7 @@ def kb_import_table(
             if not sep:
                 raise ConfigError(f"--metric must look like test_acc=COLUMN, got {item!r}")
             mapping[name.strip()] = column.strip()
-    with KnowledgeBase(kb) as store:
+    with _writable_kb(kb) as store:
         summary = import_table(store, csv_path, dataset=dataset, arch_column=arch_column,
                                metric_columns=mapping)
     out.print_json(data=summary)
@@ -347,6 +427,8 @@ def kb_stats_cmd(
     """Counts and per-task accuracy spread."""
     from metanas.kb import KnowledgeBase, format_stats, kb_stats
 
+    if max_tasks < 0:
+        raise ConfigError(f"--max-tasks must be >= 0, got {max_tasks}")
     with KnowledgeBase(kb, readonly=True) as store:
         stats = kb_stats(store)
     if json_flag:

@@ -105,6 +105,10 @@ def test_npz_dataset_through_cli(tmp_path):
         (["search", "-d", "digits", "--method", "magic"], "available"),
         (["search", "-d", "digits", "--checkpoint", "/no/ckpt.safetensors"], "ckpt"),
         (["kb", "stats", "/no/such.db"], "such.db"),
+        (["search", "-d", "digits", "--device", "foo"], "'foo'"),
+        (["search", "-d", "digits", "--recipe", "nope"], "nope"),
+        (["search", "-d", "digits", "--save-model", "m.safetensors"], "--train"),
+        (["search", "-d", "digits", "--json", ""], "--json"),
     ],
 )
 def test_user_errors_exit_2_without_traceback(args, needle, tmp_path):
@@ -132,3 +136,21 @@ def test_console_script_exit_code():
     )
     assert proc.returncode == 2
     assert "error" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unwritable_outputs_fail_before_any_work_and_leave_no_files(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    arch = NB201Arch.from_index(1234).to_string()
+    cases = [
+        (["search", "-d", "digits", "--json", str(tmp_path)], "--json"),
+        (["search", "-d", "digits", "--train", "--save-model", str(blocker / "m.st")],
+         "--save-model"),
+        (["train", "-d", "digits", "--arch", arch, "--json", str(blocker / "t.json")], "--json"),
+        (["meta-train", "--kb", str(tmp_path / "none.db"), "--out", str(tmp_path)], "--out"),
+    ]
+    for args, needle in cases:
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2, (args, res.output)
+        assert needle in res.output and "Traceback" not in res.output
+    assert [p.name for p in tmp_path.iterdir()] == ["a-file"]  # no temp or partial files

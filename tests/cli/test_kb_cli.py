@@ -88,3 +88,27 @@ def test_import_table(tmp_path):
     bad.write_text("foo,bar\n1,2\n")
     res = runner.invoke(app, ["kb", "import-table", str(bad), "--kb", str(db), "--dataset", "x"])
     assert res.exit_code == 2 and "bad.csv" in res.output
+
+
+def test_failed_commands_leave_no_new_kb_file(tmp_path):
+    header_only = tmp_path / "bad.csv"
+    header_only.write_text("arch,test_acc\n")
+    cases = [
+        ["kb", "import-table", str(header_only), "--kb", str(tmp_path / "a.db"), "--dataset", "x"],
+        [*BUILD, "--kb", str(tmp_path / "b.db"), "--workers", "0"],
+        [*BUILD, "--kb", str(tmp_path / "c.db"), "--n-way", "11"],  # digits has 10 classes
+        [*BUILD, "--kb", str(tmp_path / "d.db"), "--source", str(tmp_path / "missing.npz")],
+        ["kb", "import-table", str(header_only), "--kb", str(header_only / "e.db"),
+         "--dataset", "x"],  # a KB path below a file
+    ]
+    for args in cases:
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2, (args, res.output)
+        assert "Traceback" not in res.output
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.csv"]
+
+
+def test_stats_rejects_negative_max_tasks(tmp_path):
+    KnowledgeBase(tmp_path / "e.db").close()
+    res = runner.invoke(app, ["kb", "stats", str(tmp_path / "e.db"), "--max-tasks", "-1"])
+    assert res.exit_code == 2 and "--max-tasks" in res.output

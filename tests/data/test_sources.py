@@ -300,6 +300,17 @@ def test_cache_write_is_atomic(monkeypatch: pytest.MonkeyPatch, _isolated_cache:
     assert list((_isolated_cache / "datasets").iterdir()) == []
 
 
+def test_unwritable_cache_dir_only_warns(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("METANAS_CACHE_DIR", str(blocker / "cache"))
+    path = _write_zip(tmp_path / "c.zip", _tree({"a": 3, "b": 3}))
+    with pytest.warns(RuntimeWarning, match="cannot write dataset cache"):
+        ds = load_dataset(path)
+    assert ds.num_classes == 2
+
+
 # -------------------------------------------------------------------------------------------
 # from_arrays and the listing
 
@@ -365,6 +376,11 @@ def _err(tmp_path: Path, case: str) -> tuple[object, str]:
         p = tmp_path / "bad.npz"
         p.write_bytes(b"garbage" * 20)
         return p, "not an .npz archive"
+    if case == "npy named npz":
+        p = tmp_path / "array.npz"
+        with open(p, "wb") as fh:
+            np.save(fh, x)
+        return p, "single .npy array"
     if case == "pickled npz":
         p = tmp_path / "pick.npz"
         np.savez(p, x=np.array([object()], dtype=object), y=y)
@@ -406,7 +422,7 @@ def _err(tmp_path: Path, case: str) -> tuple[object, str]:
 
 ERROR_CASES = [
     "missing path", "unknown name", "unsupported suffix", "corrupt zip", "corrupt npz",
-    "pickled npz", "unreadable image", "length mismatch", "missing keys", "one class",
+    "npy named npz", "pickled npz", "unreadable image", "length mismatch", "missing keys", "one class",
     "one class folder", "label out of range", "negative label", "zero images",
     "zero images folder", "test class not in train", "bad image shape", "float out of range",
 ]

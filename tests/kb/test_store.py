@@ -169,6 +169,12 @@ def test_directory_path_raises(tmp_path):
         KnowledgeBase(tmp_path)
 
 
+def test_path_under_a_file_raises(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(KnowledgeBaseError, match=r"a-file.*kb\.db"):
+        KnowledgeBase(tmp_path / "a-file" / "kb.db")
+
+
 # ----------------------------------------------------------------------------- tasks / archs
 
 
@@ -452,6 +458,15 @@ def test_export_csv(kb, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if "export" in p.name) == ["export.csv"]
     with pytest.raises(KnowledgeBaseError, match="missing"):
         kb.export_csv(tmp_path / "no" / "such" / "dir.csv")
+
+
+def test_export_csv_into_an_unwritable_folder_raises(kb, tmp_path, monkeypatch):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.mkstemp", denied)
+    with pytest.raises(KnowledgeBaseError, match=r"export\.csv: Permission denied"):
+        kb.export_csv(tmp_path / "export.csv")
 
 
 # ----------------------------------------------------------------------------- stats

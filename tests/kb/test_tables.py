@@ -173,6 +173,10 @@ def test_import_errors(genotype, kb, tmp_path):
     empty.write_text("")
     with pytest.raises(KnowledgeBaseError, match="empty"):
         import_table(kb, empty, dataset="d")
+
+    header_only = _write(tmp_path / "header_only.csv", ["arch,test_acc"])
+    with pytest.raises(KnowledgeBaseError, match=r"header_only\.csv has a header but no data"):
+        import_table(kb, header_only, dataset="d")  # used to add a task without evaluations
     assert kb.counts() == {"tasks": 0, "architectures": 0, "evaluations": 0}
 
 

@@ -42,6 +42,13 @@ def test_rea_mutates_parents_after_initial_population(digits):
                    for p in hist[: hist.index(child)])
 
 
+def test_tiny_time_budget_still_returns_one_trained_candidate(digits):
+    # The budget used to run out while the task was built: no candidate, IndexError on the pick.
+    res = RandomSearch(FAST, max_train_per_class=30).search(digits, budget=Budget(seconds=1e-9))
+    assert res.timings["evaluations"] == 1
+    NB201Arch.from_string(res.architecture)
+
+
 def test_budget_validation(digits):
     with pytest.raises(ConfigError):
         RandomSearch("cpu-tiny").search(digits, budget=Budget())

@@ -40,7 +40,7 @@ def test_gradient_ascent_finds_what_exhaustive_scoring_ranks_high(model):
 
 def test_leave_tasks_out_validation_is_task_aware(synthetic_kb):
     with KnowledgeBase(synthetic_kb, readonly=True) as kb:
-        report = cross_validate(kb, folds=3, epochs=120, seed=0)
+        report = cross_validate(kb, folds=3, epochs=120, loss="mse", dropout=0.2, seed=0)
     assert report["tasks"] == 24
     aware, agnostic = report["task_aware"], report["task_agnostic"]
     assert aware["spearman_mean"] > 0.6
@@ -57,9 +57,14 @@ def test_rank_loss_option_trains(synthetic_kb):
     assert s[0] > s[1]
 
 
-def test_bad_options_and_too_little_data(tmp_path):
+def test_bad_options_and_too_little_data(tmp_path, synthetic_kb):
     with pytest.raises(ConfigError, match="loss"):
         ValueNetMethod.meta_train(None, loss="hinge")
+    with pytest.raises(ConfigError, match="epochs"):  # would write an untrained checkpoint
+        ValueNetMethod.meta_train(None, epochs=0)
+    with KnowledgeBase(synthetic_kb, readonly=True) as kb, pytest.raises(ConfigError,
+                                                                         match="folds"):
+        cross_validate(kb, folds=1, epochs=1)
     with KnowledgeBase(tmp_path / "empty.db") as kb, pytest.raises(KnowledgeBaseError,
                                                                    match="at least 2 tasks"):
         ValueNetMethod.meta_train(kb)
@@ -77,6 +82,13 @@ def test_checkpoint_round_trip_and_safety(model, tmp_path):
         ValueNetMethod.load(tmp_path / "junk.safetensors")
     with pytest.raises(CheckpointError, match="not found"):
         ValueNetMethod.load(tmp_path / "missing.safetensors")
+
+
+def test_save_into_a_folder_fails_cleanly(model, tmp_path):
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(CheckpointError, match="taken"):
+        model.save(tmp_path / "taken")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]  # no temp file left
 
 
 def test_search_on_digits_returns_deduplicated_connected_candidates(model):

@@ -192,6 +192,14 @@ def test_class_with_too_few_train_images_is_named() -> None:
         make_task(small, classes=(0, 1), resolution=4)
 
 
+def test_class_with_too_few_train_images_names_the_file(tmp_path) -> None:
+    path = tmp_path / "few.npz"
+    np.savez(path, x_train=np.zeros((4, 4, 4), np.uint8), y_train=np.array([0, 0, 0, 1]),
+             x_test=np.zeros((2, 4, 4), np.uint8), y_test=np.array([0, 1]))
+    with pytest.raises(DatasetError, match=r"class 1 \('1'\) of .*few\.npz has 1 train image"):
+        make_task(load_dataset(path), resolution=4)
+
+
 def test_spec_and_keywords_together_are_refused(ds: ImageDataset) -> None:
     with pytest.raises(TypeError):
         make_task(ds, TaskSpec(classes=(0, 1), resolution=8), seed=2)

@@ -156,7 +156,10 @@ def test_with_overrides_rejects_unknown_fields() -> None:
 
 
 @pytest.mark.parametrize("change", [dict(epochs=0), dict(C=0), dict(batch_size=0), dict(lr=0.0),
-                                    dict(augment="mixup")])
+                                    dict(augment="mixup"), dict(eval_batch_size=0),
+                                    dict(lr=float("nan")), dict(weight_decay=-1.0),
+                                    dict(momentum=-1.0), dict(momentum=0.0),
+                                    dict(label_smoothing=5.0), dict(resolution=0)])
 def test_with_overrides_validates_values(change) -> None:
     with pytest.raises(ConfigError):
         get_recipe("cpu-tiny", **change)
@@ -239,6 +242,11 @@ def test_resolve_device_cpu_and_auto() -> None:
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected
     assert resolve_device(None).type == expected
+
+
+def test_unknown_device_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="'foo'"):
+        resolve_device("foo")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")

@@ -68,7 +68,10 @@ def cache_path(key: str) -> Path:
 
 def load_arrays(key: str) -> dict[str, np.ndarray] | None:
     """The arrays stored under ``key``, or None when absent, unreadable or from another format."""
-    path = cache_path(key)
+    try:
+        path = cache_path(key)
+    except OSError:  # the cache folder cannot be created: a miss, and save_arrays warns
+        return None
     if not path.is_file():
         return None
     try:

@@ -261,9 +261,10 @@ def _load_builtin(name: str, seed: int, test_fraction: float) -> ImageDataset:
 def _load_npz(path: Path, seed: int, test_fraction: float) -> ImageDataset:
     where = str(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise DatasetError(f"{where} is a single .npy array, not an .npz archive")
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a bare array: nothing to close
+            raise DatasetError(f"{where} is a single .npy array, not an .npz archive")
+        with data:
             keys = set(data.files)
             fixed = ("x_train", "y_train", "x_test", "y_test")
             if set(fixed) <= keys:

@@ -73,8 +73,11 @@ def compute_meta_features(task: Task, *, max_samples: int = 1000, seed: int = 0)
     xtr_c, xva_c = xtr - mu, xva - mu
     _, s, vt = np.linalg.svd(xtr_c, full_matrices=False)
     var = s**2
-    cum = np.cumsum(var) / var.sum()
-    pca_dim90 = float((np.searchsorted(cum, 0.9) + 1) / len(var))
+    if var.sum() > 0:
+        cum = np.cumsum(var) / var.sum()
+        pca_dim90 = float((np.searchsorted(cum, 0.9) + 1) / len(var))
+    else:  # constant images: no variance to explain
+        pca_dim90 = 0.0
     n_comp = min(50, len(var))
     ztr, zva = xtr_c @ vt[:n_comp].T, xva_c @ vt[:n_comp].T
 

@@ -29,7 +29,8 @@ from metanas.kb.store import KnowledgeBase
 from metanas.progress import Bars
 from metanas.spaces.nb201 import NB201Arch
 from metanas.tasks import Task, TaskSpec, make_task
-from metanas.training import get_recipe, train_architecture
+from metanas.tasks.task import MAX_RESOLUTION, MIN_RESOLUTION
+from metanas.training import get_recipe, resolve_device, train_architecture
 
 REFERENCE_CELLS = (
     # NB201's best CIFAR-10 cell and a ResNet-like cell: known-good regions every task covers.
@@ -61,6 +62,17 @@ class BuildPlan:
             raise ConfigError("--tasks and --archs must be >= 1")
         if not 0 <= self.anchors <= self.archs_per_task:
             raise ConfigError("--anchors must be between 0 and --archs")
+        if self.seed < 0 or not self.seeds or min(self.seeds) < 0:
+            raise ConfigError("--seed and --seeds must be >= 0")
+        if not self.n_way or min(self.n_way) < 2:
+            raise ConfigError(f"--n-way must be >= 2, got {list(self.n_way)}")
+        if not self.resolutions or not all(
+                MIN_RESOLUTION <= r <= MAX_RESOLUTION for r in self.resolutions):
+            raise ConfigError(f"--resolutions must be in [{MIN_RESOLUTION}, {MAX_RESOLUTION}] px, "
+                              f"got {list(self.resolutions)}")
+        if not self.train_per_class or any(c is not None and c < 2 for c in self.train_per_class):
+            raise ConfigError(f"--train-per-class must be >= 2 (0 = all), got "
+                              f"{[c or 0 for c in self.train_per_class]}")
         get_recipe(self.recipe)
 
     def task_specs(self, dataset: ImageDataset) -> list[TaskSpec]:
@@ -289,8 +301,13 @@ def build_kb(
         raise ConfigError("--ray-address needs --executor ray")
     if workers < 1:
         raise ConfigError("--workers must be >= 1")
+    if limit is not None and limit < 0:
+        raise ConfigError("--limit must be >= 0")
+    if executor != "ray":  # a Ray cluster may have devices this machine lacks
+        resolve_device(device)  # fail now rather than once per evaluation
     start = time.perf_counter()
     dataset = load_dataset(plan.source, progress=progress)
+    plan.task_specs(dataset)  # --n-way against the dataset, before any progress output
     # Ray starts (or a bad --ray-address fails) before planning, which can take a while.
     session = _ray_session(workers, ray_address) if executor == "ray" else contextlib.nullcontext()
     with session, Bars(progress) as bar:
@@ -355,19 +372,25 @@ def _execute_process(
         ) as pool:
             futures = {pool.submit(_RUN_JOB, job): job for job in pending}
             pending = []
-            for fut in cf.as_completed(futures):
-                job = futures[fut]
-                try:
-                    yield job, fut.result(), None
-                except cf.process.BrokenProcessPool:
-                    n = attempts[id(job)] = attempts.get(id(job), 0) + 1
-                    if n > max_retries:
-                        yield job, None, "worker process died repeatedly"
-                    else:
-                        report.retried += 1
-                        pending.append(job)
-                except Exception as exc:
-                    yield job, None, f"{type(exc).__name__}: {exc}"
+            try:
+                for fut in cf.as_completed(futures):
+                    job = futures[fut]
+                    try:
+                        yield job, fut.result(), None
+                    except cf.process.BrokenProcessPool:
+                        n = attempts[id(job)] = attempts.get(id(job), 0) + 1
+                        if n > max_retries:
+                            yield job, None, "worker process died repeatedly"
+                        else:
+                            report.retried += 1
+                            pending.append(job)
+                    except Exception as exc:
+                        yield job, None, f"{type(exc).__name__}: {exc}"
+            except BaseException:  # Ctrl-C or the caller stopped: do not run the whole queue
+                for fut in futures:
+                    fut.cancel()  # only jobs not started yet; the running ones finish
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
 
 
 @contextlib.contextmanager

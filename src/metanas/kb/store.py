@@ -312,7 +312,13 @@ class KnowledgeBase:
         if readonly and not self.path.exists():
             raise KnowledgeBaseError(f"knowledge base {self.path} does not exist")
         if not readonly:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise KnowledgeBaseError(
+                    f"cannot create knowledge base {self.path}: cannot create its folder "
+                    f"({exc.strerror or exc})"
+                ) from None
         try:
             self._conn = self._connect()
             self._open_schema()
@@ -937,7 +943,10 @@ class KnowledgeBase:
         if not target.parent.is_dir():
             raise KnowledgeBaseError(f"cannot export to {target}: folder {target.parent} missing")
         sql, params = self._evaluation_query(None, None, None, None, None)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        except OSError as exc:
+            raise KnowledgeBaseError(f"cannot export to {target}: {exc.strerror or exc}") from None
         n = 0
         try:
             with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:

@@ -213,6 +213,8 @@ def import_table(
         raise KnowledgeBaseError(f"table {path} is not a file")
     header, rows = _read_csv(path)
     columns = ", ".join(header)
+    if not rows:
+        raise KnowledgeBaseError(f"table {path} has a header but no data rows")
 
     if arch_column is None:
         arch_column = _find_arch_column(path, header, rows)

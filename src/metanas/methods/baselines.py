@@ -2,7 +2,8 @@
 
 Budget semantics: a number of trained candidates (``Budget.evaluations``, default 10) and/or wall
 seconds (``Budget.seconds``); the search stops at whichever comes first, after the running
-evaluation. Candidates are ranked by validation accuracy; test accuracy rides along in ``extra``.
+evaluation, and always trains at least one candidate. Candidates are ranked by validation
+accuracy; test accuracy rides along in ``extra``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from metanas.tasks import Task, make_task
 from metanas.training import get_recipe, train_architecture
 
 DEFAULT_EVALUATIONS = 10
+MAX_REPEATS = 10_000
+"""Consecutive already-seen proposals after which a search stops: the space (4,930 distinct
+connected cells) or the population's neighbourhood is exhausted."""
 
 
 class TrainingSearch(SearchMethod):
@@ -64,13 +68,18 @@ class TrainingSearch(SearchMethod):
         rng = np.random.default_rng(seed)
         history: list[Candidate] = []
         seen: set[str] = set()
+        repeats = 0
         with Bars(progress, transient=True) as bars:
             bar = bars.add(f"{self.name} search", budget.evaluations)
             for arch in self.propose(rng, history):
-                if budget.exhausted(time.perf_counter() - t0, len(history)):
+                if history and budget.exhausted(time.perf_counter() - t0, len(history)):
                     break
                 if arch.canonical_form in seen or not arch.is_connected:
+                    repeats += 1
+                    if repeats > MAX_REPEATS:  # nothing new left to propose
+                        break
                     continue
+                repeats = 0
                 seen.add(arch.canonical_form)
                 history.append(self._evaluate(arch, task, seed))
                 bars.advance(bar, status=f"best val {self._best(history):.3f}")

@@ -61,10 +61,10 @@ the label noise of small proxy tasks; target datasets' test splits are never inv
 class ValueNetConfig:
     hidden: int = 128
     embed: int = 64
-    dropout: float = 0.2
-    loss: str = "mse"
+    dropout: float = 0.5
+    loss: str = "rank"
     target: str = "zscore"
-    epochs: int = 300
+    epochs: int = 100
     batch_size: int = 256
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -80,6 +80,9 @@ class ValueNetConfig:
             raise ConfigError(f"target must be zscore or raw, got {self.target!r}")
         if self.metric not in METRICS:
             raise ConfigError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+        for name in ("epochs", "batch_size", "hidden", "embed"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
 
 
 class ValueNetwork(nn.Module):
@@ -407,8 +410,12 @@ class ValueNetMethod(MetaLearnedMethod):
             "n_features": str(len(self.feature_mean)),
         }
         tmp = path.with_name(path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata=meta)
-        tmp.replace(path)
+        try:
+            save_file(tensors, str(tmp), metadata=meta)
+            tmp.replace(path)
+        except (OSError, SafetensorError) as exc:
+            tmp.unlink(missing_ok=True)
+            raise CheckpointError(f"cannot write checkpoint {path}: {exc}") from None
 
     @classmethod
     def load(cls, path: str | Path) -> ValueNetMethod:
@@ -438,11 +445,15 @@ class ValueNetMethod(MetaLearnedMethod):
             net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         except (KeyError, TypeError, RuntimeError, json.JSONDecodeError) as exc:
             raise CheckpointError(f"{path}: incompatible value-net checkpoint ({exc})") from None
+        try:
+            stats = {k: tensors[f"feature_{k}"].numpy() for k in ("mean", "std", "mask")}
+        except KeyError as exc:
+            raise CheckpointError(f"{path}: incompatible value-net checkpoint (no {exc})") from None
         return cls(
             net,
-            feature_mean=tensors["feature_mean"].numpy(),
-            feature_std=tensors["feature_std"].numpy(),
-            feature_mask=tensors["feature_mask"].numpy(),
+            feature_mean=stats["mean"],
+            feature_std=stats["std"],
+            feature_mask=stats["mask"],
             config=config,
             info=info,
         )
@@ -473,9 +484,11 @@ def cross_validate(kb, *, folds: int = 5, progress: bool = False, **options) -> 
     from scipy import stats
 
     config = ValueNetConfig(**options)
+    if folds < 2:
+        raise ConfigError(f"folds must be >= 2, got {folds}")
     data = load_training_data(kb, config)
     n_tasks = len(data.task_keys)
-    folds = max(2, min(folds, n_tasks))
+    folds = min(folds, n_tasks)
     order = np.random.default_rng(config.seed).permutation(n_tasks)
     per_task: list[dict[str, Any]] = []
     for k in range(folds):

@@ -180,7 +180,7 @@ def make_task(dataset: ImageDataset, spec: TaskSpec | None = None, **spec_kwargs
             idx = idx[: spec.max_train_per_class]
         if len(idx) < 2:
             raise DatasetError(
-                f"class {c} ({dataset.class_names[c]!r}) of {dataset.name} has {len(idx)} train "
+                f"class {c} ({dataset.class_names[c]!r}) of {dataset.origin} has {len(idx)} train "
                 f"image(s); a task needs at least 2 per class (one for train, one for val)")
         n_val = split_count(len(idx), spec.val_fraction)
         val_idx.append(idx[:n_val])

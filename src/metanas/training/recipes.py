@@ -39,11 +39,19 @@ class Recipe:
     def __post_init__(self) -> None:
         if self.augment not in ("none", "crop", "crop-flip"):
             raise ConfigError(f"recipe {self.name}: augment must be none, crop or crop-flip")
-        for field in ("C", "N", "epochs", "batch_size"):
+        for field in ("C", "N", "epochs", "batch_size", "eval_batch_size"):
             if getattr(self, field) < 1:
                 raise ConfigError(f"recipe {self.name}: {field} must be >= 1")
-        if self.lr <= 0:
+        if not 0 < self.lr < float("inf"):  # also refuses NaN
             raise ConfigError(f"recipe {self.name}: lr must be > 0")
+        if not self.weight_decay >= 0 or not self.momentum >= 0:
+            raise ConfigError(f"recipe {self.name}: weight_decay and momentum must be >= 0")
+        if self.nesterov and self.momentum == 0:
+            raise ConfigError(f"recipe {self.name}: nesterov needs momentum > 0")
+        if not 0 <= self.label_smoothing <= 1:
+            raise ConfigError(f"recipe {self.name}: label_smoothing must be in [0, 1]")
+        if self.resolution is not None and self.resolution < 1:
+            raise ConfigError(f"recipe {self.name}: resolution must be >= 1 px or None")
 
     def config(self) -> dict:
         """Everything that changes the result (the description does not)."""
