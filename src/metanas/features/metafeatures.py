@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from metanas.tasks import Task
+from metanas.threads import single_threaded
 
 FEATURE_NAMES: tuple[str, ...] = (
     "log10_n_train",
@@ -55,7 +56,13 @@ def _chance_normalized(acc: float, k: int) -> float:
 
 
 def compute_meta_features(task: Task, *, max_samples: int = 1000, seed: int = 0) -> dict[str, float]:
-    """All of :data:`FEATURE_NAMES` for ``task`` (deterministic in ``seed``)."""
+    """All of :data:`FEATURE_NAMES` for ``task`` (deterministic in ``seed``); small linear
+    algebra, so it runs single-threaded (see :mod:`metanas.threads`)."""
+    with single_threaded():
+        return _compute(task, max_samples, seed)
+
+
+def _compute(task: Task, max_samples: int, seed: int) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     k = task.num_classes
     y_tr = task.y_train.numpy()

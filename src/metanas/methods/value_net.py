@@ -47,6 +47,7 @@ from metanas.methods.interface import (
 )
 from metanas.spaces.nb201 import NUM_EDGES, NUM_OPS, SPACE_SIZE, NB201Arch
 from metanas.tasks import make_task
+from metanas.threads import single_threaded
 from metanas.version import __version__
 
 CHECKPOINT_FORMAT = "metanas.value-net/1"
@@ -353,13 +354,13 @@ class ValueNetMethod(MetaLearnedMethod):
         features = compute_meta_features(task, seed=seed)
         f = self.encode_features(features)
         t_feat = time.perf_counter()
-        all_scores = self.score_all(f)
+        with single_threaded():  # a small MLP: threads only add waiting on a busy machine
+            all_scores = self.score_all(f)
+            picks = self.gradient_ascent(f, restarts=restarts, seed=seed) if mode == "gradient" else []
         if mode == "gradient":
-            picks = self.gradient_ascent(f, restarts=restarts, seed=seed)
             pool = {a for p in picks for a in [p, *p.neighbours()]}
             pool_idx = np.array(sorted(a.index for a in pool))
         else:
-            picks = []
             pool_idx = np.arange(SPACE_SIZE)
         ranked = pool_idx[np.argsort(-all_scores[pool_idx], kind="stable")]
         candidates, seen = [], set()
