@@ -142,6 +142,11 @@ def search(
     check_output(save_model, "--save-model")
     get_recipe(recipe)  # a bad --recipe or --device fails now, not after the search
     resolve_device(device)
+    if method == "value-net" and (budget is not None or budget_evals is not None):
+        raise ConfigError("--budget and --budget-evals apply to methods that train candidates "
+                          "(random, rea); value-net ranks without training")
+    if method != "value-net" and (mode != "gradient" or checkpoint is not None):
+        raise ConfigError("--mode and --checkpoint apply to --method value-net")
     options = {"mode": mode} if method == "value-net" else {}
     data = api.as_dataset(dataset, seed=seed, progress=True)
     result = api.search(

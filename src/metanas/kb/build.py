@@ -77,15 +77,19 @@ class BuildPlan:
 
     def task_specs(self, dataset: ImageDataset) -> list[TaskSpec]:
         rng = np.random.default_rng([self.seed, 1])
+        # Only classes that can give both a train and a validation image; when all can (as in
+        # Tiny-ImageNet) the draws, and so the task keys, are those of drawing from all classes.
+        eligible = np.flatnonzero(dataset.train_counts() >= 2)
         specs = []
         for i in range(self.tasks):
             n_way = int(rng.choice(self.n_way))
-            if not 2 <= n_way <= dataset.num_classes:
+            if not 2 <= n_way <= len(eligible):
                 raise ConfigError(
-                    f"n_way {n_way} is not possible with {dataset.num_classes} classes in "
-                    f"{dataset.name}"
+                    f"n_way {n_way} is not possible with {len(eligible)} usable classes (>= 2 "
+                    f"training images) in {dataset.name}"
                 )
-            classes = tuple(int(c) for c in rng.choice(dataset.num_classes, n_way, replace=False))
+            classes = tuple(int(eligible[c]) for c in rng.choice(len(eligible), n_way,
+                                                                  replace=False))
             cap = self.train_per_class[int(rng.integers(len(self.train_per_class)))]
             specs.append(
                 TaskSpec(
