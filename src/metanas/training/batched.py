@@ -57,7 +57,6 @@ each single network (``count_params`` / ``count_macs``).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 
@@ -78,6 +77,7 @@ from metanas.training.trainer import (
     arch_label,
     augment_batch,
     build_model,
+    make_optimizer,
     resize,
     resolve_device,
 )
@@ -343,17 +343,8 @@ def train_architectures_batched(
         sizes.append((count_params(single), count_macs(single, res, task.channels)))
     assert model is not None
     model.to(dev)
-    opt = torch.optim.SGD(
-        model.parameters(),
-        lr=recipe.lr,
-        momentum=recipe.momentum,
-        nesterov=recipe.nesterov,
-        weight_decay=recipe.weight_decay,
-    )
     n = len(y_tr)
-    steps_per_epoch = max(1, math.ceil(n / recipe.batch_size))
-    total_steps = recipe.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    opt, sched, total_steps = make_optimizer(model, recipe, n)
 
     train_loss = torch.full((B,), float("nan"))
     with Bars(progress, transient=True) as bars:

@@ -100,6 +100,21 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> 
     return correct / len(y), loss / len(y)
 
 
+def make_optimizer(model: nn.Module, recipe: Recipe, n_train: int):
+    """The recipe's SGD (nesterov, weight decay) and per-step cosine schedule: (opt, sched,
+    total steps). Shared by the single and the batched trainer so they stay equivalent."""
+    opt = torch.optim.SGD(
+        model.parameters(),
+        lr=recipe.lr,
+        momentum=recipe.momentum,
+        nesterov=recipe.nesterov,
+        weight_decay=recipe.weight_decay,
+    )
+    total_steps = recipe.epochs * max(1, math.ceil(n_train / recipe.batch_size))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    return opt, sched, total_steps
+
+
 def build_model(arch: NB201Arch | str, task: Task, recipe: Recipe) -> NB201Network:
     return NB201Network(
         arch, C=recipe.C, N=recipe.N, in_channels=task.channels, num_classes=task.num_classes
@@ -131,17 +146,8 @@ def train_architecture(
     model = build_model(arch, task, recipe)
     params, macs = count_params(model), count_macs(model, res, task.channels)
     model.to(dev)
-    opt = torch.optim.SGD(
-        model.parameters(),
-        lr=recipe.lr,
-        momentum=recipe.momentum,
-        nesterov=recipe.nesterov,
-        weight_decay=recipe.weight_decay,
-    )
     n = len(y_tr)
-    steps_per_epoch = max(1, math.ceil(n / recipe.batch_size))
-    total_steps = recipe.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    opt, sched, total_steps = make_optimizer(model, recipe, n)
 
     train_loss = float("nan")
     with Bars(progress, transient=True) as bars:
