@@ -78,8 +78,8 @@ from metanas.training.trainer import (
     augment_batch,
     build_model,
     make_optimizer,
-    resize,
     resolve_device,
+    split_tensors,
 )
 
 __all__ = ["BatchedNB201Network", "effective_ops", "train_architectures_batched"]
@@ -325,9 +325,7 @@ def train_architectures_batched(
     recipe = get_recipe(recipe)
     dev = resolve_device(device)
     res = recipe.resolution or task.resolution
-    x_tr, y_tr = resize(task.x_train, res).to(dev), task.y_train.to(dev)
-    x_va, y_va = resize(task.x_val, res).to(dev), task.y_val.to(dev)
-    x_te, y_te = resize(task.x_test, res).to(dev), task.y_test.to(dev)
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = split_tensors(task, res, dev)
     B = len(archs)
 
     gen = torch.Generator().manual_seed(seed)

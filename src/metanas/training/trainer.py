@@ -67,6 +67,15 @@ def resize(x: torch.Tensor, resolution: int) -> torch.Tensor:
     return F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True)
 
 
+def split_tensors(task: Task, resolution: int, dev: torch.device):
+    """(x, y) of the train, validation and test splits at ``resolution`` on ``dev``."""
+    return [
+        (resize(x, resolution).to(dev), y.to(dev))
+        for x, y in ((task.x_train, task.y_train), (task.x_val, task.y_val),
+                     (task.x_test, task.y_test))
+    ]
+
+
 def augment_batch(x: torch.Tensor, mode: str, gen: torch.Generator) -> torch.Tensor:
     """Random crop after zero padding of R/8 (per image), and horizontal flips."""
     if mode == "none":
@@ -136,9 +145,7 @@ def train_architecture(
     recipe = get_recipe(recipe)
     dev = resolve_device(device)
     res = recipe.resolution or task.resolution
-    x_tr, y_tr = resize(task.x_train, res).to(dev), task.y_train.to(dev)
-    x_va, y_va = resize(task.x_val, res).to(dev), task.y_val.to(dev)
-    x_te, y_te = resize(task.x_test, res).to(dev), task.y_test.to(dev)
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = split_tensors(task, res, dev)
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
