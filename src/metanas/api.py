@@ -9,33 +9,24 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from pathlib import Path
 from typing import Any
 
 from metanas.data import ImageDataset, from_arrays, load_dataset
 from metanas.errors import ConfigError
-from metanas.methods.baselines import RandomSearch, RegularizedEvolution
+from metanas.methods import registry
 from metanas.methods.interface import Budget, SearchMethod, SearchResult, proxy_resolution
-from metanas.methods.value_net import ValueNetMethod
-from metanas.paths import assets_dir
+from metanas.methods.registry import METHODS
 from metanas.spaces.nb201 import parse
 from metanas.tasks import make_task
 from metanas.training import TrainResult, get_recipe, train_architecture
 
-METHODS: dict[str, str] = {
-    "value-net": "task-aware value network (meta-learned; ranks all cells in well under a second)",
-    "random": "random search: trains random cells on the target task within the budget",
-    "rea": "regularized evolution: trains mutated cells on the target task within the budget",
-}
-DEFAULT_CHECKPOINTS = {"value-net": "value_net.safetensors"}
-
 
 def default_checkpoint(method: str) -> Path:
     """The meta-trained checkpoint shipped inside the package for ``method``."""
-    if method not in DEFAULT_CHECKPOINTS:
-        raise ConfigError(f"method {method!r} has no shipped checkpoint")
-    return assets_dir() / DEFAULT_CHECKPOINTS[method]
+    return registry.default_checkpoint(method)
 
 
 def as_dataset(dataset: str | Path | ImageDataset | tuple, *, seed: int = 0,
@@ -56,13 +47,7 @@ def load_method(
     device: str = "cpu",
 ) -> SearchMethod:
     """Instantiate a search method (meta-learned ones from their checkpoint)."""
-    if method == "value-net":
-        return ValueNetMethod.load(checkpoint or default_checkpoint(method))
-    if method == "random":
-        return RandomSearch(recipe, device=device)
-    if method == "rea":
-        return RegularizedEvolution(recipe, device=device)
-    raise ConfigError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
+    return registry.create_method(method, checkpoint=checkpoint, recipe=recipe, device=device)
 
 
 def search(
@@ -91,6 +76,7 @@ def search(
     runner = method if isinstance(method, SearchMethod) else load_method(
         method, checkpoint=checkpoint, recipe=recipe, device=device
     )
+    _check_options(runner, options or {})
     result = runner.search(data, top=top, seed=seed, budget=budget, progress=progress,
                            **(options or {}))
     if train:  # the ``train`` argument shadows the function of that name here
@@ -98,6 +84,18 @@ def search(
                          progress=progress)
         result.details["trained"] = trained.to_dict()
     return result
+
+
+def _check_options(runner: SearchMethod, options: dict[str, Any]) -> None:
+    """Unknown method options are a user mistake, reported by name (not a TypeError)."""
+    params = inspect.signature(runner.search).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [n for n in params if n not in ("dataset", "top", "seed", "budget", "progress")]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"method {runner.name!r} has no option(s) {', '.join(unknown)}; its "
+                          f"options: {', '.join(known) or 'none'}")
 
 
 def train(
@@ -131,11 +129,14 @@ def meta_train(method: str, kb_path: str | Path, out: str | Path, *, progress: b
     """Meta-train ``method`` on a knowledge base and write its checkpoint to ``out``."""
     from metanas.kb import KnowledgeBase
 
-    if method != "value-net":
-        raise ConfigError(f"meta-train supports: value-net (got {method!r})")
+    spec = registry.get_method(method)
+    if not spec.meta_learned:
+        learned = [name for name, s in registry.METHODS.items() if s.meta_learned]
+        raise ConfigError(f"{method!r} is not meta-learned; meta-train supports: "
+                          f"{', '.join(learned)}")
     start = time.perf_counter()
     with KnowledgeBase(kb_path, readonly=True) as kb:
-        model = ValueNetMethod.meta_train(kb, progress=progress, **options)
+        model = spec.load_class().meta_train(kb, progress=progress, **options)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
     return {"method": method, "checkpoint": str(out), "seconds": time.perf_counter() - start,

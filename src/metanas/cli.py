@@ -102,6 +102,21 @@ def _given(**options) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
 
 
+def _key_values(items: list[str], flag: str) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; values that read as JSON (numbers, true/false) become those."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key.isidentifier():
+            raise ConfigError(f"{flag} must look like KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def _budget(evaluations: int | None, seconds: float | None) -> api.Budget | None:
     if evaluations is None and seconds is None:
         return None
@@ -116,7 +131,8 @@ def _budget(evaluations: int | None, seconds: float | None) -> api.Budget | None
 def search(
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Builtin name (digits), .npz, "
                                          "ImageFolder directory or .zip.")] = "digits",
-    method: Annotated[str, typer.Option(help="value-net | random | rea")] = "value-net",
+    method: Annotated[str, typer.Option(help="Search method (see `metanas methods`).")
+                      ] = "value-net",
     top: Annotated[int, typer.Option(help="How many ranked candidates to return.")] = 10,
     train: Annotated[bool, typer.Option("--train", help="Train the top pick and report its "
                                         "test accuracy.")] = False,
@@ -124,16 +140,23 @@ def search(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result as JSON.")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="Meta-trained checkpoint (default: "
                                                     "the shipped one).")] = None,
-    mode: Annotated[str, typer.Option(help="value-net: gradient | exhaustive")] = "gradient",
-    budget_evals: Annotated[int | None, typer.Option(help="random/rea: candidates to train "
-                                                     "(default 10).")] = None,
-    budget: Annotated[float | None, typer.Option(help="random/rea: wall-clock seconds.")] = None,
+    mode: Annotated[str | None, typer.Option(help="Method mode, e.g. value-net: gradient | "
+                                             "exhaustive.")] = None,
+    budget_evals: Annotated[int | None, typer.Option(help="Candidates to train (methods that "
+                                                     "train candidates).")] = None,
+    budget: Annotated[float | None, typer.Option(help="Search budget in wall-clock seconds "
+                                                 "(its meaning per method: `metanas methods`)."
+                                                 )] = None,
+    adapt_steps: Annotated[int | None, typer.Option(help="base: adaptation steps.")] = None,
+    option: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE method option, "
+                                                     "repeatable.")] = None,
     recipe: Annotated[str, typer.Option(help="Training recipe for --train and baselines.")] = "cpu-proxy",
     device: Annotated[str, typer.Option(help="cpu | cuda | auto")] = "cpu",
     save_model: Annotated[Path | None, typer.Option(help="With --train: save the trained "
                                                     "weights (safetensors).")] = None,
 ) -> None:
     """Rank NB201 architectures for a dataset (and optionally train the best)."""
+    from metanas.methods.registry import get_method
     from metanas.training import get_recipe, resolve_device
 
     if save_model and not train:
@@ -142,12 +165,10 @@ def search(
     check_output(save_model, "--save-model")
     get_recipe(recipe)  # a bad --recipe or --device fails now, not after the search
     resolve_device(device)
-    if method == "value-net" and (budget is not None or budget_evals is not None):
-        raise ConfigError("--budget and --budget-evals apply to methods that train candidates "
-                          "(random, rea); value-net ranks without training")
-    if method != "value-net" and (mode != "gradient" or checkpoint is not None):
-        raise ConfigError("--mode and --checkpoint apply to --method value-net")
-    options = {"mode": mode} if method == "value-net" else {}
+    spec = get_method(method)
+    if checkpoint is not None and not spec.meta_learned:
+        raise ConfigError(f"--checkpoint applies to meta-learned methods, not {method!r}")
+    options = {**_key_values(option or [], "--set"), **_given(mode=mode, adapt_steps=adapt_steps)}
     data = api.as_dataset(dataset, seed=seed, progress=True)
     result = api.search(
         data, method=method, top=top, seed=seed, budget=_budget(budget_evals, budget),
@@ -226,12 +247,28 @@ def train_cmd(
         write_json(json_out, d)
 
 
+@app.command("methods")
+@handles_errors
+def methods_cmd() -> None:
+    """The search methods, what they do and what their budget means."""
+    from metanas.methods.registry import METHODS
+
+    table = Table(title="search methods")
+    for col in ("method", "meta-learned", "what it does", "budget"):
+        table.add_column(col)
+    for spec in METHODS.values():
+        table.add_row(spec.name, "yes" if spec.meta_learned else "no", spec.summary, spec.budget)
+    out.print(table)
+
+
 @app.command("meta-train")
 @handles_errors
 def meta_train_cmd(
     kb: Annotated[Path, typer.Option(help="Knowledge base (.db).")],
     out_path: Annotated[Path, typer.Option("--out", help="Checkpoint to write.")],
     method: Annotated[str, typer.Option()] = "value-net",
+    option: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE method option, "
+                                                     "repeatable.")] = None,
     loss: Annotated[str | None, typer.Option(help="mse | rank | mse+rank (default rank)")] = None,
     epochs: Annotated[int | None, typer.Option(help="Training epochs (default 100).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
@@ -239,7 +276,8 @@ def meta_train_cmd(
 ) -> None:
     """Meta-train a method on a knowledge base and write its checkpoint."""
     check_output(out_path, "--out")
-    options = _given(loss=loss, epochs=epochs, recipe=recipe)
+    options = {**_key_values(option or [], "--set"),
+               **_given(loss=loss, epochs=epochs, recipe=recipe)}
     info = api.meta_train(method, kb, out_path, seed=seed, progress=True, **options)
     out.print_json(data=info)
 
@@ -375,16 +413,34 @@ def kb_build(
                                                     "local Ray instance.")] = None,
     device: Annotated[str, typer.Option()] = "cpu",
     limit: Annotated[int | None, typer.Option(help="Train at most this many now.")] = None,
+    elite: Annotated[int, typer.Option(help="Per task: cells near an elite cell (needs "
+                                       "--elite-from).")] = 0,
+    elite_from: Annotated[Path | None, typer.Option(help="Knowledge base whose best cells "
+                                                   "(mean per-task z-score) are the elite.")
+                          ] = None,
+    elite_top: Annotated[int, typer.Option(help="How many of its best cells.")] = 20,
 ) -> None:
     """Sample tasks x architectures, train them, store the results (resumable)."""
     from metanas.features.metafeatures import compute_meta_features
+    from metanas.kb import KnowledgeBase
     from metanas.kb.build import BuildPlan, build_kb
+    from metanas.kb.views import accuracy_table, top_architectures
 
+    elite_cells: tuple[str, ...] = ()
+    if elite_from is not None:
+        if elite_top < 1:
+            raise ConfigError("--elite-top must be >= 1")
+        with KnowledgeBase(elite_from, readonly=True) as prior:
+            elite_cells = tuple(a for a, _, _ in top_architectures(accuracy_table(prior),
+                                                                   elite_top))
+        if not elite_cells:
+            raise ConfigError(f"--elite-from {elite_from}: no evaluated architectures")
     caps = tuple(c or None for c in _csv_ints(train_per_class, "--train-per-class"))
     plan = BuildPlan(
         source=source, tasks=tasks, archs_per_task=archs, anchors=anchors,
         n_way=_csv_ints(n_way, "--n-way"), resolutions=_csv_ints(resolutions, "--resolutions"),
         train_per_class=caps, recipe=recipe, seeds=_csv_ints(seeds, "--seeds"), seed=seed,
+        elite=elite_cells, elite_per_task=elite,
     )
     with _writable_kb(kb) as store:
         report = build_kb(store, plan, workers=workers, executor=executor, device=device,

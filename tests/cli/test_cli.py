@@ -106,7 +106,7 @@ def test_npz_dataset_through_cli(tmp_path):
         (["search", "-d", "digits", "--checkpoint", "/no/ckpt.safetensors"], "ckpt"),
         (["kb", "stats", "/no/such.db"], "such.db"),
         (["search", "-d", "digits", "--budget", "5"], "value-net ranks without training"),
-        (["search", "-d", "digits", "--method", "rea", "--mode", "exhaustive"], "--mode"),
+        (["search", "-d", "digits", "--method", "rea", "--mode", "exhaustive"], "no option(s) mode"),
         (["search", "-d", "digits", "--device", "foo"], "'foo'"),
         (["search", "-d", "digits", "--recipe", "nope"], "nope"),
         (["search", "-d", "digits", "--save-model", "m.safetensors"], "--train"),

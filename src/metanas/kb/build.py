@@ -56,6 +56,12 @@ class BuildPlan:
     recipe: str = "cpu-proxy"
     seeds: tuple[int, ...] = (0,)
     seed: int = 0
+    elite: tuple[str, ...] = ()
+    """Known-good cells (e.g. the best of an earlier knowledge base) whose neighbourhoods each
+    task samples, so good regions of the space are covered and not only random ones."""
+    elite_per_task: int = 0
+    """Per task, after the anchors: this many cells one or two edge changes away from a
+    randomly chosen elite cell; the rest are uniformly random."""
 
     def __post_init__(self) -> None:
         if self.tasks < 1 or self.archs_per_task < 1:
@@ -73,6 +79,12 @@ class BuildPlan:
         if not self.train_per_class or any(c is not None and c < 2 for c in self.train_per_class):
             raise ConfigError(f"--train-per-class must be >= 2 (0 = all), got "
                               f"{[c or 0 for c in self.train_per_class]}")
+        if self.elite_per_task < 0 or self.anchors + self.elite_per_task > self.archs_per_task:
+            raise ConfigError("--elite must be >= 0 and --anchors + --elite at most --archs")
+        if self.elite_per_task and not self.elite:
+            raise ConfigError("--elite needs elite cells (--elite-from KB)")
+        for cell in self.elite:
+            NB201Arch.from_string(cell)
         get_recipe(self.recipe)
 
     def task_specs(self, dataset: ImageDataset) -> list[TaskSpec]:
@@ -108,15 +120,31 @@ class BuildPlan:
 
     def task_archs(self, index: int, anchors: list[NB201Arch]) -> list[NB201Arch]:
         rng = np.random.default_rng([self.seed, 3, index])
-        return _unique_connected(rng, self.archs_per_task, list(anchors))
+        out = list(anchors)
+        if self.elite_per_task:
+            elite = [NB201Arch.from_string(c) for c in self.elite]
+
+            def near_elite() -> NB201Arch:
+                parent = elite[int(rng.integers(len(elite)))]
+                return parent.mutate(rng, edges=int(rng.integers(1, 3)))
+
+            out = _unique_connected(rng, len(out) + self.elite_per_task, out, near_elite)
+        return _unique_connected(rng, self.archs_per_task, out)
 
 
-def _unique_connected(rng: np.random.Generator, n: int, start: list[NB201Arch]) -> list[NB201Arch]:
-    """Extend ``start`` with random cells until n functionally distinct, connected cells."""
+def _unique_connected(
+    rng: np.random.Generator, n: int, start: list[NB201Arch],
+    propose: Callable[[], NB201Arch] | None = None,
+) -> list[NB201Arch]:
+    """Extend ``start`` with proposed (default: uniformly random) cells until n functionally
+    distinct, connected cells."""
     out = list(start)
     seen = {a.canonical_form for a in out}
+    attempts = 0
     while len(out) < n:
-        arch = NB201Arch.sample(rng)
+        attempts += 1
+        use_random = propose is None or attempts > 200 * n  # a tiny elite neighbourhood ran dry
+        arch = NB201Arch.sample(rng) if use_random else propose()
         if arch.is_connected and arch.canonical_form not in seen:
             seen.add(arch.canonical_form)
             out.append(arch)

@@ -112,5 +112,5 @@ class MetaLearnedMethod(SearchMethod):
 
     @classmethod
     @abc.abstractmethod
-    def load(cls, path: str | Path) -> MetaLearnedMethod:
-        """Read a checkpoint written by :meth:`save` (version-checked)."""
+    def load(cls, path: str | Path, *, device: str = "cpu") -> MetaLearnedMethod:
+        """Read a checkpoint written by :meth:`save` (version-checked), for ``device``."""

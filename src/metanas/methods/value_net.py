@@ -38,6 +38,7 @@ from torch import nn
 from metanas.data import ImageDataset
 from metanas.errors import CheckpointError, ConfigError, KnowledgeBaseError
 from metanas.features.metafeatures import FEATURE_NAMES, compute_meta_features, feature_vector
+from metanas.kb.views import TARGET_METRICS, heldout_accuracy
 from metanas.methods.interface import (
     Budget,
     Candidate,
@@ -52,11 +53,6 @@ from metanas.version import __version__
 
 CHECKPOINT_FORMAT = "metanas.value-net/1"
 FEATURE_CLIP = 3.0
-METRICS = ("heldout", "val_acc", "test_acc")
-"""``heldout``: accuracy over the validation and test splits of a knowledge-base task together
-(weighted by their sizes). Both are held out from that task's training, and pooling them halves
-the label noise of small proxy tasks; target datasets' test splits are never involved."""
-
 
 @dataclass
 class ValueNetConfig:
@@ -79,8 +75,8 @@ class ValueNetConfig:
             raise ConfigError(f"loss must be mse, rank or mse+rank, got {self.loss!r}")
         if self.target not in ("zscore", "raw"):
             raise ConfigError(f"target must be zscore or raw, got {self.target!r}")
-        if self.metric not in METRICS:
-            raise ConfigError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+        if self.metric not in TARGET_METRICS:
+            raise ConfigError(f"metric must be one of {', '.join(TARGET_METRICS)}, got {self.metric!r}")
         for name in ("epochs", "batch_size", "hidden", "embed"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
@@ -137,7 +133,7 @@ def load_training_data(kb, config: ValueNetConfig) -> TrainingData:
         task = tasks.get(r["task_key"])
         if task is None or not task.get("meta_features"):
             continue
-        value = _metric_value(r, task, config.metric)
+        value = heldout_accuracy(r, task, config.metric)
         if value is None:
             continue
         per_task.setdefault(r["task_key"], {}).setdefault(r["arch"], []).append(float(value))
@@ -172,16 +168,6 @@ def load_training_data(kb, config: ValueNetConfig) -> TrainingData:
         accuracy=np.array(acc, dtype=np.float32),
         resolutions=resolutions,
     )
-
-
-def _metric_value(row: dict, task: dict, metric: str) -> float | None:
-    if metric != "heldout":
-        return row.get(metric)
-    parts = [(row.get("val_acc"), task.get("n_val")), (row.get("test_acc"), task.get("n_test"))]
-    parts = [(v, n or 1) for v, n in parts if v is not None]
-    if not parts:
-        return None
-    return sum(v * n for v, n in parts) / sum(n for _, n in parts)
 
 
 @functools.cache
@@ -345,6 +331,9 @@ class ValueNetMethod(MetaLearnedMethod):
     ) -> SearchResult:
         if mode not in ("gradient", "exhaustive"):
             raise ConfigError(f"value-net mode must be gradient or exhaustive, got {mode!r}")
+        if budget is not None:
+            raise ConfigError("value-net ranks without training: it takes no --budget or "
+                              "--budget-evals")
         t0 = time.perf_counter()
         task = make_task(
             dataset, resolution=self.task_resolution(dataset),
@@ -419,7 +408,8 @@ class ValueNetMethod(MetaLearnedMethod):
             raise CheckpointError(f"cannot write checkpoint {path}: {exc}") from None
 
     @classmethod
-    def load(cls, path: str | Path) -> ValueNetMethod:
+    def load(cls, path: str | Path, *, device: str = "cpu") -> ValueNetMethod:
+        """Read a checkpoint; the network is small, so it always runs on the CPU."""
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"value-net checkpoint not found: {path}")

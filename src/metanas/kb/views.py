@@ -1,0 +1,76 @@
+"""Derived views of a knowledge base that every method reads the same way.
+
+A method learns from "how well did architecture a do on task t"; this module fixes what that
+number is (``heldout``: validation and test accuracy pooled, seeds averaged) so the value
+network, MetaD2A, the transfer baselines and the analyses agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from metanas.kb.store import KnowledgeBase
+
+__all__ = ["TARGET_METRICS", "accuracy_table", "heldout_accuracy", "top_architectures"]
+
+TARGET_METRICS = ("heldout", "val_acc", "test_acc")
+"""``heldout``: accuracy over the validation and test splits of a task together (weighted by
+their sizes). Both are held out from that task's training, and pooling them halves the
+binomial noise of a small proxy task's accuracy."""
+
+
+def heldout_accuracy(row: Mapping, task: Mapping, metric: str = "heldout") -> float | None:
+    """The ``metric`` of one evaluation row (``None`` when the row lacks it)."""
+    if metric != "heldout":
+        value = row.get(metric)
+        return None if value is None else float(value)
+    parts = [(row.get("val_acc"), task.get("n_val")), (row.get("test_acc"), task.get("n_test"))]
+    parts = [(v, n or 1) for v, n in parts if v is not None]
+    if not parts:
+        return None
+    return float(sum(v * n for v, n in parts) / sum(n for _, n in parts))
+
+
+def accuracy_table(
+    kb: KnowledgeBase, *, metric: str = "heldout", recipe: str | None = None,
+    recipe_hash: str | None = None, source: str | None = None,
+) -> dict[str, dict[str, float]]:
+    """``{task key: {architecture string: metric averaged over seeds}}``."""
+    tasks = {t["key"]: t for t in kb.tasks()}
+    sums: dict[str, dict[str, list[float]]] = {}
+    for row in kb.evaluations(recipe=recipe, recipe_hash=recipe_hash, source=source,
+                              space="nb201"):
+        value = heldout_accuracy(row, tasks[row["task_key"]], metric)
+        if value is not None:
+            sums.setdefault(row["task_key"], {}).setdefault(row["arch"], []).append(value)
+    return {k: {a: float(np.mean(v)) for a, v in archs.items()} for k, archs in sums.items()}
+
+
+def top_architectures(
+    table: Mapping[str, Mapping[str, float]], n: int, *, min_tasks: int = 1,
+    shrinkage: float = 1.0,
+) -> list[tuple[str, float, int]]:
+    """The ``n`` architectures with the highest shrunken mean per-task z-score.
+
+    Z-scoring within a task removes how hard the task is, so an architecture measured only on
+    easy tasks does not win for that reason. The score is ``sum(z) / (tasks + shrinkage)``: a
+    cell measured once is pulled towards 0 (average), so one lucky noisy run does not outrank
+    a cell that was good on many tasks. Returns ``(arch, score, tasks)`` best first; ties
+    break by the architecture string so the result is deterministic.
+    """
+    scores: dict[str, list[float]] = {}
+    for accs in table.values():
+        if len(accs) < 2:
+            continue
+        values = np.array(list(accs.values()))
+        std = values.std()
+        for arch, value in accs.items():
+            z = 0.0 if std == 0 else (value - values.mean()) / std
+            scores.setdefault(arch, []).append(float(z))
+    ranked = sorted(
+        ((a, float(np.sum(z) / (len(z) + shrinkage)), len(z)) for a, z in scores.items() if len(z) >= min_tasks),
+        key=lambda item: (-item[1], item[0]),
+    )
+    return ranked[:n]

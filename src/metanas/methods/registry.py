@@ -1,0 +1,89 @@
+"""Every search method by name, so the API, the CLI and the benchmark find them in one place.
+
+A method is registered with where its class lives (imported only when used), a one-line
+summary, what its search budget means, and, for meta-learned methods, the checkpoint file
+shipped in ``metanas/assets``. Adding a method = writing its module + one entry here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from metanas.errors import ConfigError
+from metanas.methods.interface import MetaLearnedMethod, SearchMethod
+from metanas.paths import assets_dir
+
+__all__ = ["METHODS", "MethodSpec", "create_method", "default_checkpoint", "get_method"]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    target: str
+    """``module:Class`` of the :class:`SearchMethod`."""
+    summary: str
+    budget: str
+    """What ``--budget`` (seconds) and ``--budget-evals`` mean for this method."""
+    checkpoint: str | None = None
+    """File name of the shipped meta-trained checkpoint in ``metanas/assets``."""
+
+    def load_class(self) -> type[SearchMethod]:
+        module, _, cls = self.target.partition(":")
+        return getattr(importlib.import_module(module), cls)
+
+    @property
+    def meta_learned(self) -> bool:
+        return self.checkpoint is not None
+
+
+METHODS: dict[str, MethodSpec] = {
+    spec.name: spec
+    for spec in (
+        MethodSpec(
+            "value-net", "metanas.methods.value_net:ValueNetMethod",
+            "task-aware value network (meta-learned; ranks all cells in well under a second)",
+            "none: ranks without training", checkpoint="value_net.safetensors",
+        ),
+        MethodSpec(
+            "random", "metanas.methods.baselines:RandomSearch",
+            "random search: trains random cells on the target task within the budget",
+            "trains candidates until the seconds or evaluations run out (default 10 evaluations)",
+        ),
+        MethodSpec(
+            "rea", "metanas.methods.baselines:RegularizedEvolution",
+            "regularized evolution: trains mutated cells on the target task within the budget",
+            "trains candidates until the seconds or evaluations run out (default 10 evaluations)",
+        ),
+    )
+}
+
+
+def get_method(name: str) -> MethodSpec:
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}; available: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def default_checkpoint(name: str) -> Path:
+    """The meta-trained checkpoint shipped inside the package for method ``name``."""
+    spec = get_method(name)
+    if spec.checkpoint is None:
+        raise ConfigError(f"method {name!r} has no shipped checkpoint")
+    return assets_dir() / spec.checkpoint
+
+
+def create_method(
+    name: str, *, checkpoint: str | Path | None = None, recipe: str = "cpu-proxy",
+    device: str = "cpu",
+) -> SearchMethod:
+    """A ready method: meta-learned ones loaded from ``checkpoint`` (default: the shipped
+    one), methods that train candidates built with ``recipe`` on ``device``."""
+    spec = get_method(name)
+    cls = spec.load_class()
+    if issubclass(cls, MetaLearnedMethod):
+        return cls.load(checkpoint or default_checkpoint(name), device=device)
+    if checkpoint is not None:
+        raise ConfigError(f"method {name!r} is not meta-learned and takes no checkpoint")
+    return cls(recipe, device=device)
