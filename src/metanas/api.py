@@ -127,7 +127,7 @@ _train = train
 def meta_train(method: str, kb_path: str | Path, out: str | Path, *, progress: bool = False,
                **options) -> dict[str, Any]:
     """Meta-train ``method`` on a knowledge base and write its checkpoint to ``out``."""
-    from metanas.kb import KnowledgeBase
+    from metanas.kb import open_kb
 
     spec = registry.get_method(method)
     if not spec.meta_learned:
@@ -135,7 +135,7 @@ def meta_train(method: str, kb_path: str | Path, out: str | Path, *, progress: b
         raise ConfigError(f"{method!r} is not meta-learned; meta-train supports: "
                           f"{', '.join(learned)}")
     start = time.perf_counter()
-    with KnowledgeBase(kb_path, readonly=True) as kb:
+    with open_kb(kb_path) as kb:
         model = spec.load_class().meta_train(kb, progress=progress, **options)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
@@ -169,10 +169,10 @@ def space_info(space: str = "nb201") -> dict[str, Any]:
 
 def validate_value_net(kb_path: str | Path, *, folds: int = 5, **options) -> dict[str, Any]:
     """Leave-tasks-out rank correlation of the value network on a knowledge base."""
-    from metanas.kb import KnowledgeBase
+    from metanas.kb import open_kb
     from metanas.methods.value_net import cross_validate
 
-    with KnowledgeBase(kb_path, readonly=True) as kb:
+    with open_kb(kb_path) as kb:
         return cross_validate(kb, folds=folds, **options)
 
 

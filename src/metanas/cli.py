@@ -422,7 +422,7 @@ def kb_build(
 ) -> None:
     """Sample tasks x architectures, train them, store the results (resumable)."""
     from metanas.features.metafeatures import compute_meta_features
-    from metanas.kb import KnowledgeBase
+    from metanas.kb import kb_names, open_kb
     from metanas.kb.build import BuildPlan, build_kb
     from metanas.kb.views import accuracy_table, top_architectures
 
@@ -430,11 +430,13 @@ def kb_build(
     if elite_from is not None:
         if elite_top < 1:
             raise ConfigError("--elite-top must be >= 1")
-        with KnowledgeBase(elite_from, readonly=True) as prior:
+        with open_kb(elite_from) as prior:
             elite_cells = tuple(a for a, _, _ in top_architectures(accuracy_table(prior),
                                                                    elite_top))
         if not elite_cells:
             raise ConfigError(f"--elite-from {elite_from}: no evaluated architectures")
+    if not kb.exists() and str(kb) in kb_names():
+        raise ConfigError(f"--kb {kb}: shipped knowledge bases are read-only; give a file path")
     caps = tuple(c or None for c in _csv_ints(train_per_class, "--train-per-class"))
     plan = BuildPlan(
         source=source, tasks=tasks, archs_per_task=archs, anchors=anchors,
@@ -478,6 +480,23 @@ def kb_import_table(
     out.print_json(data=summary)
 
 
+@kb_app.command("list")
+@handles_errors
+def kb_list() -> None:
+    """The knowledge bases shipped with metanas (use their names as --kb)."""
+    from metanas.kb.catalog import catalog
+
+    data = catalog()
+    table = Table(title="shipped knowledge bases")
+    for col in ("name", "tasks", "architectures", "evaluations", "compressed", "description"):
+        table.add_column(col)
+    for name, e in sorted(data["entries"].items()):
+        label = f"{name} (default)" if name == data.get("default") else name
+        table.add_row(label, str(e["tasks"]), str(e["architectures"]), str(e["evaluations"]),
+                      f"{e['bytes'] / 1e6:.2f} MB", e.get("description", ""))
+    out.print(table)
+
+
 @kb_app.command("stats")
 @handles_errors
 def kb_stats_cmd(
@@ -486,11 +505,11 @@ def kb_stats_cmd(
     max_tasks: Annotated[int, typer.Option(help="Rows in the per-task table.")] = 30,
 ) -> None:
     """Counts and per-task accuracy spread."""
-    from metanas.kb import KnowledgeBase, format_stats, kb_stats
+    from metanas.kb import format_stats, kb_stats, open_kb
 
     if max_tasks < 0:
         raise ConfigError(f"--max-tasks must be >= 0, got {max_tasks}")
-    with KnowledgeBase(kb, readonly=True) as store:
+    with open_kb(kb) as store:
         stats = kb_stats(store)
     if json_flag:
         out.print_json(data=stats)
@@ -506,9 +525,9 @@ def kb_export(
     csv_path: Annotated[Path, typer.Option("--csv", help="CSV file to write.")],
 ) -> None:
     """Export every evaluation (joined with its task and architecture) as CSV."""
-    from metanas.kb import KnowledgeBase
+    from metanas.kb import open_kb
 
-    with KnowledgeBase(kb, readonly=True) as store:
+    with open_kb(kb) as store:
         n = store.export_csv(csv_path)
     out.print(f"wrote {n} evaluations to {csv_path}", highlight=False)
 

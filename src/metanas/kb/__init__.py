@@ -2,9 +2,12 @@
 
 - :class:`KnowledgeBase` stores and queries tasks, architectures and evaluations;
 - :func:`import_table` imports a published table of NB201 results (CSV);
+- :func:`resolve_kb` finds a shipped knowledge base by name (``default``), :func:`pack_kb`
+  ships one;
 - :func:`kb_stats` / :func:`format_stats` summarise a knowledge base.
 """
 
+from metanas.kb.catalog import kb_names, open_kb, pack_kb, resolve_kb
 from metanas.kb.stats import format_stats, kb_stats
 from metanas.kb.store import (
     APPLICATION_ID,
@@ -23,6 +26,10 @@ __all__ = [
     "KnowledgeBase",
     "format_stats",
     "import_table",
+    "kb_names",
     "kb_stats",
+    "open_kb",
+    "pack_kb",
     "published_task_key",
+    "resolve_kb",
 ]
