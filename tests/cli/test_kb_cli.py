@@ -45,9 +45,26 @@ def test_build_stats_export_and_resume(tmp_path):
         assert len(list(csv.DictReader(fh))) == 6
 
 
+def _children(pid: int) -> list[int]:
+    path = f"/proc/{pid}/task/{pid}/children"
+    if not os.path.exists(path):
+        pytest.skip("needs Linux /proc to list child processes")
+    with open(path) as fh:
+        return [int(p) for p in fh.read().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_build_killed_with_sigkill_resumes_without_duplicates(tmp_path):
     db = tmp_path / "kb.db"
-    args = [sys.executable, "-m", "metanas.cli", *BUILD, "--kb", str(db), "--archs", "6"]
+    args = [sys.executable, "-m", "metanas.cli", *BUILD, "--kb", str(db), "--archs", "6",
+            "--executor", "process", "--workers", "1"]  # last --executor wins
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 120
@@ -57,8 +74,15 @@ def test_build_killed_with_sigkill_resumes_without_duplicates(tmp_path):
             with KnowledgeBase(db, readonly=True) as kb:
                 if kb.counts()["evaluations"] >= 1:
                     break
+    children = _children(proc.pid)
+    assert children  # the pool's worker (and multiprocessing's resource tracker)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    # the pool's workers notice their build is gone and exit instead of idling on, holding GBs
+    deadline = time.time() + 15
+    while time.time() < deadline and any(_alive(pid) for pid in children):
+        time.sleep(0.2)
+    assert not [pid for pid in children if _alive(pid)]
     with KnowledgeBase(db, readonly=True) as kb:
         before = kb.counts()["evaluations"]
     assert 1 <= before < 12

@@ -182,10 +182,29 @@ class BuildReport:
 _CACHE: dict[str, object] = {}
 
 
-def _worker_init(threads: int) -> None:
+def _worker_init(threads: int, parent: int | None = None) -> None:
+    import threading
+
     import torch
 
     torch.set_num_threads(max(1, threads))
+    if parent is not None:  # a worker whose build was killed must not live on, idle, holding GBs
+        threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _threads_per_worker(workers: int) -> int:
+    """The cores divided among the workers, but never more than ``$OMP_NUM_THREADS``: on a
+    busy machine extra OpenMP threads spin and made a 1 s evaluation take 78 s."""
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with contextlib.suppress(ValueError):
+        threads = min(threads, max(1, int(os.environ.get("OMP_NUM_THREADS", threads))))
+    return threads
+
+
+def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)
 
 
 def _cached_task(source: str, spec: dict) -> Task:
@@ -394,13 +413,13 @@ def _execute_process(
     jobs: list[Job], workers: int, max_retries: int, report: BuildReport
 ) -> Iterator[tuple[Job, dict | None, str | None]]:
     """A spawned process pool; a crashed pool is rebuilt and its unfinished jobs retried."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = _threads_per_worker(workers)
     pending = list(jobs)
     attempts: dict[int, int] = {}
     while pending:
         ctx = mp.get_context("spawn")
         with cf.ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)
+            workers, mp_context=ctx, initializer=_worker_init, initargs=(threads, os.getpid())
         ) as pool:
             futures = {pool.submit(_RUN_JOB, job): job for job in pending}
             pending = []
