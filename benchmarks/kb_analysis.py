@@ -91,8 +91,10 @@ def main() -> None:
                        "-" if row["global_prior_regret"] is None else f"{100 * row['global_prior_regret']:.1f}",
                        "-" if row["global_prior_rank"] is None else str(row["global_prior_rank"]))
         console.print(td)
-        console.print(f"top-10 overlap between dense tasks: {d['top_overlap_mean']:.2f}; "
-                      f"Spearman on shared cells: {d.get('spearman_shared_mean', float('nan')):.3f}")
+        if d["top_overlap_mean"] is not None:
+            console.print(f"top-10 overlap between dense tasks: {d['top_overlap_mean']:.2f}; "
+                          f"Spearman on shared cells: "
+                          f"{d.get('spearman_shared_mean', float('nan')):.3f}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"kb_analysis_{name}.json").write_text(json.dumps(report, indent=2) + "\n")
