@@ -6,6 +6,7 @@ Prints, and writes to ``<out>/kb_analysis_<name>.json`` / ``.png``:
 - pairwise Kendall tau between tasks on the architectures all tasks measured (the anchors);
 - how often the cell best on average over the other tasks is a task's own best, and its regret;
 - agreement within vs across resolution and class-count groups;
+- the noise ceiling: Kendall tau between two training seeds on the same task and cells;
 - for densely measured tasks (>= ``--dense-min`` cells): per-task optimum, regret and rank of
   the task-agnostic pick, overlap of the top-10 sets.
 """
@@ -29,6 +30,7 @@ from metanas.kb.analysis import (  # noqa: E402
     cross_task_agreement,
     dense_task_regret,
     group_agreement,
+    seed_agreement,
 )
 from metanas.kb.views import accuracy_table  # noqa: E402
 
@@ -43,6 +45,7 @@ def main() -> None:
     with open_kb(args.kb) as kb:
         table = accuracy_table(kb)
         tasks = {t["key"]: t for t in kb.tasks()}
+        seeds = seed_agreement(kb)
     name = args.name or Path(args.kb).stem
     dense = sorted(k for k, v in table.items() if len(v) >= args.dense_min)
     report = {
@@ -53,14 +56,16 @@ def main() -> None:
         "by_resolution": group_agreement(table, {k: str(t["resolution"]) for k, t in tasks.items()}),
         "by_classes": group_agreement(table, {k: str(t["num_classes"]) for k, t in tasks.items()}),
         "dense": dense_task_regret(table, dense) if dense else None,
+        "seeds": seeds,
     }
     console = Console()
     t = Table(title=f"cross-task agreement: {args.kb} ({len(table)} tasks)")
     t.add_column("statistic")
     t.add_column("value", justify="right")
     o = report["overall"]
+    rows = []
     if o.get("enough_data"):
-        rows = [
+        rows += [
             ("shared architectures (all tasks)", f"{o['shared_architectures']}"),
             ("pairwise Kendall tau, mean / median",
              f"{o['kendall_mean']:.3f} / {o['kendall_median']:.3f}"),
@@ -76,8 +81,12 @@ def main() -> None:
                     and g["across_group_kendall"] is not None:
                 rows.append((f"Kendall within / across {label}",
                              f"{g['within_group_kendall']:.3f} / {g['across_group_kendall']:.3f}"))
-        for row in rows:
-            t.add_row(*row)
+    if seeds["enough_data"]:
+        rows.append(("noise ceiling: Kendall between 2 seeds, same task",
+                     f"{seeds['kendall_mean']:.3f} ({len(seeds['tasks'])} tasks)"))
+        rows.append(("mean |seed 0 - seed 1| (points)", f"{100 * seeds['abs_diff_mean']:.2f}"))
+    for row in rows:
+        t.add_row(*row)
     console.print(t)
     d = report["dense"]
     if d:

@@ -50,3 +50,21 @@ def test_dense_regret_of_the_task_agnostic_pick():
 
 def test_too_little_data_is_reported_not_invented():
     assert cross_task_agreement({"a": {"x": 0.5}})["enough_data"] is False
+
+
+def test_seed_agreement_is_the_noise_ceiling(tmp_path):
+    from metanas.kb import KnowledgeBase
+    from metanas.kb.analysis import seed_agreement
+    from metanas.spaces.nb201 import NB201Arch
+
+    rng = np.random.default_rng(0)
+    with KnowledgeBase(tmp_path / "kb.db") as kb:
+        tid = kb.add_task("t", name="t", source="s")
+        for i in range(12):
+            aid = kb.add_architecture(NB201Arch.from_index(i * 7).to_string())
+            for seed in (0, 1):
+                acc = 0.3 + 0.02 * i + rng.normal(0, 0.001)
+                kb.add_evaluation(tid, aid, recipe="r", recipe_hash="h", seed=seed,
+                                  metrics={"val_acc": acc, "test_acc": acc})
+        out = seed_agreement(kb)
+    assert out["enough_data"] and out["kendall_mean"] > 0.9

@@ -13,9 +13,10 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import stats
 
-from metanas.kb.views import top_architectures
+from metanas.kb.store import KnowledgeBase
+from metanas.kb.views import heldout_accuracy, top_architectures
 
-__all__ = ["cross_task_agreement", "dense_task_regret", "group_agreement"]
+__all__ = ["cross_task_agreement", "dense_task_regret", "group_agreement", "seed_agreement"]
 
 Table = Mapping[str, Mapping[str, float]]
 
@@ -120,3 +121,29 @@ def dense_task_regret(table: Table, dense: list[str], *, top: int = 10) -> dict:
         out["spearman_shared_mean"] = float(np.nanmean(rho))
         out["shared_architectures"] = len(shared)
     return out
+
+
+def seed_agreement(kb: KnowledgeBase, *, min_archs: int = 10) -> dict:
+    """The noise ceiling: Kendall tau between two training seeds of the same cells on the same
+    task. Two tasks cannot be expected to agree more than one task agrees with itself, so
+    cross-task agreement is read against this number."""
+    tasks = {t["key"]: t for t in kb.tasks()}
+    runs: dict[tuple[str, str], dict[str, dict[int, float]]] = {}
+    for row in kb.evaluations(space="nb201"):
+        value = heldout_accuracy(row, tasks[row["task_key"]])
+        if value is not None:
+            runs.setdefault((row["task_key"], row["recipe_hash"]), {}).setdefault(
+                row["arch"], {})[row["seed"]] = value
+    per_task = []
+    for (key, _), archs in sorted(runs.items()):
+        pairs = [(s[min(s)], s[max(s)]) for s in archs.values() if len(s) >= 2]
+        if len(pairs) >= min_archs:
+            a, b = np.array(pairs).T
+            per_task.append({"task": key, "architectures": len(pairs),
+                             "kendall": float(stats.kendalltau(a, b).statistic),
+                             "abs_diff_mean": float(np.mean(np.abs(a - b)))})
+    if not per_task:
+        return {"enough_data": False}
+    return {"enough_data": True, "tasks": per_task,
+            "kendall_mean": float(np.mean([t["kendall"] for t in per_task])),
+            "abs_diff_mean": float(np.mean([t["abs_diff_mean"] for t in per_task]))}
