@@ -143,6 +143,34 @@ def meta_train(method: str, kb_path: str | Path, out: str | Path, *, progress: b
             **model.info}
 
 
+def bench(
+    datasets: list[str],
+    methods: list[str],
+    *,
+    budget: float | None = None,
+    seeds: int = 1,
+    out: str | Path = "metanas-bench",
+    recipe: str = "cpu-proxy",
+    lookups: list[str] | tuple[str, ...] = (),
+    max_train_per_class: int | None = 500,
+    checkpoints: dict[str, str] | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
+    device: str = "cpu",
+    progress: bool = False,
+):
+    """Every method picks a cell for every dataset within ``budget`` search seconds; every
+    pick is trained with ``recipe`` on ``seeds`` seeds; results (JSON, CSV, Markdown, PNG)
+    go to ``out``. Resumable: finished cells are skipped. See :mod:`metanas.bench`."""
+    from metanas.bench import BenchConfig, run_bench
+
+    config = BenchConfig(
+        datasets=list(datasets), methods=list(methods), budget=budget, seeds=seeds, out=out,
+        recipe=recipe, lookups=list(lookups), max_train_per_class=max_train_per_class,
+        checkpoints=dict(checkpoints or {}), options=dict(options or {}), device=device,
+    )
+    return run_bench(config, progress=progress)
+
+
 def parse_arch(arch: str):
     """Validate an NB201 architecture string (clear error listing the format and the ops)."""
     return parse(arch)
@@ -177,7 +205,8 @@ def validate_value_net(kb_path: str | Path, *, folds: int = 5, **options) -> dic
 
 
 __all__ = [
-    "METHODS", "Budget", "SearchResult", "TrainResult", "as_dataset", "default_checkpoint",
+    "METHODS", "Budget", "SearchResult", "TrainResult", "as_dataset", "bench",
+    "default_checkpoint",
     "load_method", "meta_train", "parse_arch", "search", "space_info", "train",
     "validate_value_net",
 ]

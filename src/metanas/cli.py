@@ -311,6 +311,59 @@ def validate(
         write_json(json_out, report)
 
 
+@app.command("bench")
+@handles_errors
+def bench_cmd(
+    datasets: Annotated[str, typer.Option(help="Comma-separated datasets: builtin names "
+                                          "(digits), .npz, ImageFolder folders or .zip; "
+                                          "PATH.npz[class_split=N] keeps one split's classes.")],
+    methods: Annotated[str, typer.Option(help="Comma-separated methods (`metanas methods`).")],
+    budget: Annotated[float | None, typer.Option(help="Search budget in seconds, for the "
+                                                 "methods whose budget semantics take one.")
+                      ] = None,
+    seeds: Annotated[int, typer.Option(help="Seeds 0..K-1 for every search and training.")] = 1,
+    out_dir: Annotated[Path, typer.Option("--out", help="Results folder (resumable).")
+                       ] = Path("metanas-bench"),
+    recipe: Annotated[str, typer.Option(help="Recipe of the final training (and of the "
+                                        "candidates trained during search).")] = "cpu-proxy",
+    lookup: Annotated[list[str] | None, typer.Option(help="TABLE.csv:COLUMN=DATASET: add the "
+                                                     "published accuracy of each pick, "
+                                                     "repeatable.")] = None,
+    max_train_per_class: Annotated[int, typer.Option(help="Labelled images per class (0 = "
+                                                     "all).")] = 500,
+    checkpoint: Annotated[list[str] | None, typer.Option(help="METHOD=PATH: a meta-learned "
+                                                         "method's checkpoint, repeatable.")
+                          ] = None,
+    device: Annotated[str, typer.Option(help="cpu | cuda | auto")] = "cpu",
+) -> None:
+    """Benchmark methods x datasets x seeds: search, train every pick alike, tabulate, plot."""
+    checkpoints = {}
+    for item in checkpoint or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ConfigError(f"--checkpoint must look like METHOD=PATH, got {item!r}")
+        checkpoints[name.strip()] = path.strip()
+    report = api.bench(
+        datasets.split(","), methods.split(","), budget=budget, seeds=seeds, out=out_dir,
+        recipe=recipe, lookups=lookup or [], max_train_per_class=max_train_per_class or None,
+        checkpoints=checkpoints, device=device, progress=True,
+    )
+    table = Table(title=f"bench: {report.computed} cell(s) computed, "
+                        f"{len(report.rows) - report.computed} reused")
+    for col in ("dataset", "method", "test acc", *report.lookups, "search s", "total s", "rank"):
+        table.add_column(col)
+    for s in report.summary:
+        rank = "-" if s["pick_rank"] is None else f"{s['pick_rank']:.1f}/{s['pool_size']:.0f}"
+        pub = [("-" if s["published"].get(lb) is None else f"{s['published'][lb]:.3f}")
+               for lb in report.lookups]
+        table.add_row(s["dataset"], s["method"],
+                      f"{s['test_acc_mean']:.3f} ± {s['test_acc_std']:.3f}", *pub,
+                      f"{s['search_seconds']:.1f}", f"{s['total_seconds']:.1f}", rank)
+    out.print(table)
+    for kind, path in report.files.items():
+        out.print(f"{kind}: {path}", highlight=False, markup=False)
+
+
 # ----- information ----------------------------------------------------------------------------
 @space_app.command("info")
 @handles_errors

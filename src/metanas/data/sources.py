@@ -12,6 +12,7 @@ import io
 import json
 import os
 import pickle
+import re
 import zipfile
 import zlib
 from collections import Counter
@@ -35,7 +36,8 @@ BUILTIN_DATASETS: dict[str, str] = {
 #: Accepted file formats, for error messages and :func:`available_datasets`.
 FORMATS: dict[str, str] = {
     ".npz": "numpy archive with x_train, y_train, x_test, y_test (optional class_names), "
-    "or with x, y (split by seed)",
+    "or with x, y (split by seed); with a per-class class_split array, PATH[class_split=N] "
+    "keeps the classes of split N (a number or a name in split_names)",
     "directory": "ImageFolder: train/<class>/*, test/<class>/* (or val/<class>/*), "
     "or only <class>/* (split by seed)",
     ".zip": "a zip of an ImageFolder directory",
@@ -45,6 +47,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
 _SPLIT_DIRS = ("train", "test", "val")
 _PROGRESS_MIN_IMAGES = 2000
 _GRAY_MODES = frozenset({"L", "1", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+_CLASS_SPLIT = re.compile(r"^(?P<path>.+)\[class_split=(?P<split>[^\]]+)\]$")
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,6 +135,10 @@ def load_dataset(spec: str | os.PathLike[str], *, seed: int = 0, test_fraction: 
     A bare builtin name (no path separator) wins over a same-named file in the working directory;
     write ``./digits`` to load that instead. ``seed`` and ``test_fraction`` only matter for sources
     without their own test split. Decoded zips and directories are cached (see ``cache.py``).
+
+    ``PATH.npz[class_split=N]`` keeps only the classes whose entry in the archive's per-class
+    ``class_split`` array is ``N`` (or whose split is named ``N`` in ``split_names``), e.g. the
+    Omniglot evaluation alphabets: ``omniglot-28px.npz[class_split=evaluation]``.
     """
     _check_split_args(seed, test_fraction)
     text = os.fspath(spec)
@@ -139,6 +146,10 @@ def load_dataset(spec: str | os.PathLike[str], *, seed: int = 0, test_fraction: 
         text = os.fsdecode(text)
     if isinstance(spec, str) and text in BUILTIN_DATASETS:
         return _load_builtin(text, seed, test_fraction)
+    class_split = None
+    selector = _CLASS_SPLIT.match(text)
+    if selector and not Path(text).expanduser().exists():
+        text, class_split = selector["path"], selector["split"].strip()
     path = Path(text).expanduser()
     if not path.exists():
         looks_like_name = isinstance(spec, str) and os.sep not in text and "/" not in text \
@@ -146,11 +157,14 @@ def load_dataset(spec: str | os.PathLike[str], *, seed: int = 0, test_fraction: 
         what = "not a builtin dataset name and no such file or directory" if looks_like_name \
             else "no such file or directory"
         raise DatasetError(f"dataset {text!r}: {what}. {_accepted_help()}")
+    suffix = path.suffix.lower()
+    if class_split is not None and (path.is_dir() or suffix != ".npz"):
+        raise DatasetError(f"dataset {os.fspath(spec)!r}: [class_split=...] applies to .npz "
+                           f"archives with a class_split array, not to {path.name}")
     if path.is_dir():
         return _load_tree(path, seed, test_fraction, progress)
-    suffix = path.suffix.lower()
     if suffix == ".npz":
-        return _load_npz(path, seed, test_fraction)
+        return _load_npz(path, seed, test_fraction, class_split)
     if suffix == ".zip":
         return _load_tree(path, seed, test_fraction, progress)
     raise DatasetError(f"unsupported dataset file {path} (suffix {path.suffix or 'none'!r}). "
@@ -258,7 +272,8 @@ def _load_builtin(name: str, seed: int, test_fraction: float) -> ImageDataset:
 # npz
 
 
-def _load_npz(path: Path, seed: int, test_fraction: float) -> ImageDataset:
+def _load_npz(path: Path, seed: int, test_fraction: float,
+              class_split: str | None = None) -> ImageDataset:
     where = str(path)
     try:
         data = np.load(path, allow_pickle=False)
@@ -280,6 +295,12 @@ def _load_npz(path: Path, seed: int, test_fraction: float) -> ImageDataset:
                     f"y_test or x, y, optionally class_names)")
             raw = {k: data[k] for k in wanted}
             names_raw = data["class_names"] if "class_names" in keys else None
+            if class_split is not None:
+                if "class_split" not in keys:
+                    raise DatasetError(f"{where} has no class_split array, so "
+                                       f"[class_split={class_split}] cannot select classes")
+                split_of = np.asarray(data["class_split"])
+                split_names = data["split_names"] if "split_names" in keys else None
     except DatasetError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error,
@@ -302,6 +323,19 @@ def _load_npz(path: Path, seed: int, test_fraction: float) -> ImageDataset:
         names = tuple(str(i) for i in range(top + 1))
     _check_label_range(ys, len(names), where)
     fingerprint = cache.hash_file(path)
+    name = path.stem
+    if class_split is not None:
+        keep, value, label = _split_classes(split_of, split_names, class_split, len(names),
+                                            where)
+        remap = np.full(len(names), -1, np.int64)
+        remap[keep] = np.arange(len(keep))
+        for yk in ys:
+            rows = remap[ys[yk]] >= 0
+            ys[yk] = remap[ys[yk][rows]]
+            xs["x" + yk[1:]] = xs["x" + yk[1:]][rows]
+        names = tuple(names[i] for i in keep)
+        fingerprint = hashlib.sha256(f"{fingerprint}:class_split={value}".encode()).hexdigest()
+        name = f"{path.stem}-{label}"
     if "x" in xs:
         tr, te = stratified_split(ys["y"], test_fraction, seed)
         x, y = xs["x"], ys["y"]
@@ -309,8 +343,32 @@ def _load_npz(path: Path, seed: int, test_fraction: float) -> ImageDataset:
         fingerprint = _derived_fingerprint(fingerprint, seed, test_fraction)
     else:
         arrays = _checked(xs["x_train"], ys["y_train"], xs["x_test"], ys["y_test"], names, where)
-    return ImageDataset(name=path.stem, **arrays, class_names=names, fingerprint=fingerprint,
+    return ImageDataset(name=name, **arrays, class_names=names, fingerprint=fingerprint,
                         origin=str(path.resolve()))
+
+
+def _split_classes(split_of: np.ndarray, split_names: np.ndarray | None, wanted: str,
+                   n_classes: int, where: str) -> tuple[np.ndarray, int, str]:
+    """Class ids whose ``class_split`` entry is ``wanted`` (a number or a split name), the
+    split's number and its label (its name when the archive names its splits)."""
+    if split_of.ndim != 1 or len(split_of) != n_classes:
+        raise DatasetError(f"{where}: class_split must have one entry per class ({n_classes}), "
+                           f"got shape {split_of.shape}")
+    names = [str(n) for n in split_names] if split_names is not None else []
+    if wanted in names:
+        value = names.index(wanted)
+    else:
+        try:
+            value = int(wanted)
+        except ValueError:
+            value = None
+    keep = np.flatnonzero(split_of == value) if value is not None else np.zeros(0, np.int64)
+    if not len(keep):
+        known = sorted({int(v) for v in split_of}) + names
+        raise DatasetError(f"{where}: no class has class_split {wanted!r}; known: "
+                           f"{', '.join(map(str, known))}")
+    label = names[value] if 0 <= value < len(names) else str(value)
+    return keep, int(value), label
 
 
 # --------------------------------------------------------------------------------------------

@@ -47,6 +47,31 @@ METHODS: dict[str, MethodSpec] = {
             "none: ranks without training", checkpoint="value_net.safetensors",
         ),
         MethodSpec(
+            "base", "metanas.methods.base:BASEMethod",
+            "BASE meta-supernet (meta-learned weights + architecture logits): adapts to the "
+            "dataset, then derives the cell",
+            "adaptation wall seconds (default: 100 adaptation steps, --adapt-steps); "
+            "evaluations do not apply", checkpoint="base_nb201.safetensors",
+        ),
+        MethodSpec(
+            "darts", "metanas.methods.gradient_nas:DARTSSearch",
+            "first-order DARTS on the NB201 supernet from scratch (bilevel, softmax mixing)",
+            "search steps (default 100, --set steps=N) capped by the seconds; evaluations do "
+            "not apply",
+        ),
+        MethodSpec(
+            "gdas", "metanas.methods.gradient_nas:GDASSearch",
+            "GDAS on the NB201 supernet from scratch (one Gumbel-max path per step)",
+            "search steps (default 100, --set steps=N) capped by the seconds; evaluations do "
+            "not apply",
+        ),
+        MethodSpec(
+            "metad2a", "metanas.methods.metad2a:MetaD2AMethod",
+            "MetaD2A: generates cells from the dataset's images (set encoder -> graph VAE), "
+            "ranks them with a meta-learned predictor",
+            "none: generates and ranks without training", checkpoint="metad2a.safetensors",
+        ),
+        MethodSpec(
             "random", "metanas.methods.baselines:RandomSearch",
             "random search: trains random cells on the target task within the budget",
             "trains candidates until the seconds or evaluations run out (default 10 evaluations)",
@@ -55,6 +80,24 @@ METHODS: dict[str, MethodSpec] = {
             "rea", "metanas.methods.baselines:RegularizedEvolution",
             "regularized evolution: trains mutated cells on the target task within the budget",
             "trains candidates until the seconds or evaluations run out (default 10 evaluations)",
+        ),
+        MethodSpec(
+            "fisher-nearest", "metanas.methods.transfer:FisherNearest",
+            "task similarity (meta-learned): trains cells near the best cells of the KB tasks "
+            "nearest by Fisher distance",
+            "trains candidates until the seconds or evaluations run out (default 10 "
+            "evaluations); the Fisher embedding's time counts towards the seconds",
+            checkpoint="fisher_nearest.safetensors",
+        ),
+        MethodSpec(
+            "nearest-best", "metanas.methods.transfer:NearestBest",
+            "best measured cell of the KB task nearest by Fisher distance (meta-learned)",
+            "none: embeds the task (seconds), no training", checkpoint="nearest_best.safetensors",
+        ),
+        MethodSpec(
+            "global-prior", "metanas.methods.transfer:GlobalPrior",
+            "the cell best on average over the KB (meta-learned; ignores the task)",
+            "none: a lookup, no training", checkpoint="global_prior.safetensors",
         ),
     )
 }

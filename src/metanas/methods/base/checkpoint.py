@@ -1,0 +1,96 @@
+"""BASE checkpoints: the supernet's meta state (weights, architecture logits, BatchNorm
+statistics) in safetensors, with the supernet config, the BASE config and run info as JSON
+metadata under the format tag ``metanas.base/1``.
+
+An adapted supernet may also carry its task classifier (``classifier.*`` tensors), so the
+weights adapted to a dataset can be saved and reloaded with the same reader.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from metanas.errors import CheckpointError, ConfigError, MetanasError
+from metanas.methods.base.config import BASEConfig
+from metanas.supernet import Supernet, build_supernet
+from metanas.version import __version__
+
+CHECKPOINT_FORMAT = "metanas.base/1"
+
+
+def save_checkpoint(path: str | Path, net: Supernet, config: BASEConfig, info: dict[str, Any],
+                    *, with_classifier: bool = False) -> None:
+    """Write atomically (temporary file, then rename)."""
+    path = Path(path)
+    tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in net.meta_state().items()}
+    if with_classifier:
+        for k, v in net.classifier.state_dict().items():
+            tensors[f"classifier.{k}"] = v.detach().cpu().contiguous()
+    meta = {
+        "format": CHECKPOINT_FORMAT,
+        "metanas_version": __version__,
+        "supernet": json.dumps(net.config),
+        "config": json.dumps(config.to_dict()),
+        "info": json.dumps(info, default=str),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(tmp), metadata=meta)
+        tmp.replace(path)
+    except (OSError, SafetensorError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"cannot write checkpoint {path}: {exc}") from None
+
+
+def load_checkpoint(path: str | Path,
+                    device: str | torch.device = "cpu") -> tuple[Supernet, BASEConfig, dict]:
+    """(supernet, config, info); CheckpointError for anything that is not a BASE checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"base checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a valid safetensors checkpoint: {exc}") from None
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a base checkpoint (format {meta.get('format')!r}, "
+                              f"expected {CHECKPOINT_FORMAT!r})")
+    try:
+        config = BASEConfig.from_options(json.loads(meta["config"]))
+        info = json.loads(meta.get("info", "{}"))
+        net = build_supernet(json.loads(meta["supernet"]))
+    except (KeyError, TypeError, json.JSONDecodeError, MetanasError) as exc:
+        raise CheckpointError(f"{path}: incompatible base checkpoint ({exc})") from None
+    state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+    own = net.meta_state()
+    if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
+        missing = sorted(set(own) - set(state))[:3]
+        extra = sorted(set(state) - set(own))[:3]
+        raise CheckpointError(f"{path}: tensors do not match its supernet config "
+                              f"(missing {missing}, unexpected {extra}, or shapes differ)")
+    net.load_meta_state(state)
+    if "classifier.weight" in tensors:
+        weight, bias = tensors["classifier.weight"], tensors.get("classifier.bias")
+        if bias is None or weight.shape[1] != net.c_out:
+            raise CheckpointError(f"{path}: classifier does not fit the supernet")
+        net.reset_classifier(weight.shape[0])
+        net.classifier.load_state_dict({"weight": weight, "bias": bias})
+    return net.to(device), config, info
+
+
+def check_resumable(saved: BASEConfig, config: BASEConfig) -> None:
+    """A run resumes only with the configuration it was started with."""
+    a, b = saved.to_dict(), config.to_dict()
+    diff = sorted(k for k in a if a[k] != b.get(k))
+    if diff:
+        raise ConfigError("cannot resume: the state was saved with a different configuration ("
+                          + ", ".join(f"{k}: saved {a[k]!r}, now {b[k]!r}" for k in diff) + ")")

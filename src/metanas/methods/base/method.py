@@ -1,0 +1,320 @@
+"""BASE (Shaw et al., NeurIPS 2019, "Meta Architecture Search") as a metanas search method.
+
+Meta-training (:mod:`metanas.methods.base.meta`) learns one supernet state (weights AND
+architecture logits) from which a short adaptation on a new dataset gives both good weights and
+a good architecture distribution. Search = adapt the meta-supernet on the target dataset
+(weights and logits jointly, Gumbel-softmax op mixing, the same inner loop as meta-training),
+then derive: NB201 cells ranked by the summed log-probability of the adapted distribution
+(argmax per edge first); DARTS genotypes by the top-2 (input, op) pairs per node.
+
+Search options (keyword parameters of :meth:`BASEMethod.search`, ``--set KEY=VALUE`` on the
+CLI): ``mode`` ``adapt`` | ``prior`` (derive from the meta-supernet, no adaptation),
+``adapt_steps``, ``freeze_arch`` (ablation: logits fixed while adapting), ``sampling``
+``gumbel`` | ``softmax`` (ablation), ``subsets`` (average the distributions of several
+adaptations on different image/class subsets), ``subset_classes``, ``space``,
+``max_train_per_class``. Budget: ``--budget SECONDS`` caps adaptation wall time (without
+``adapt_steps`` it adapts until the time is spent); evaluations do not apply.
+
+The adapted supernets of the last search are kept in :attr:`BASEMethod.last_adaptations`;
+each :class:`Adaptation` can be saved (:meth:`Adaptation.save`, a ``metanas.base/1`` checkpoint
+with its classifier) or cut into the discrete network of a cell with inherited weights
+(:meth:`Adaptation.network`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from metanas.data import ImageDataset
+from metanas.errors import ConfigError
+from metanas.methods.base.checkpoint import load_checkpoint, save_checkpoint
+from metanas.methods.base.config import BASEConfig
+from metanas.methods.base.derive import rank_darts, rank_nb201
+from metanas.methods.base.inner import InnerStats, TaskData, evaluate, run_inner_loop
+from metanas.methods.base.meta import RunOptions, meta_train, task_seed
+from metanas.methods.interface import (
+    Budget,
+    Candidate,
+    MetaLearnedMethod,
+    SearchResult,
+    proxy_resolution,
+)
+from metanas.progress import Bars
+from metanas.spaces.nb201 import NB201Network
+from metanas.supernet import NB201Supernet, Supernet, TemperatureSchedule, build_supernet
+from metanas.tasks import Task, TaskSpec, make_task
+
+UNLIMITED_STEPS = 1_000_000
+"""Step cap when only a time budget bounds adaptation."""
+
+
+@dataclass
+class Adaptation:
+    """A supernet adapted to one task, with its architecture distribution."""
+
+    supernet: Supernet
+    task: Task
+    config: BASEConfig
+    stats: InnerStats
+    tau: float
+    curve: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def probabilities(self) -> dict[str, np.ndarray]:
+        return self.supernet.probabilities()
+
+    def accuracy(self, split: str = "val", weights: str = "expected") -> float:
+        x, y = {"val": (self.task.x_val, self.task.y_val),
+                "test": (self.task.x_test, self.task.y_test),
+                "train": (self.task.x_train, self.task.y_train)}[split]
+        dev = next(self.supernet.parameters()).device
+        return evaluate(self.supernet, x.to(dev), y.to(dev), weights=weights, tau=self.tau,
+                        calibrate=self.task.x_train.to(dev))
+
+    def network(self, arch: str | None = None) -> NB201Network:
+        """The discrete NB201 network of ``arch`` (default: the most probable cell) with the
+        adapted weights (the task's input head as stem, the adapted classifier)."""
+        if not isinstance(self.supernet, NB201Supernet):
+            raise ConfigError("network() cuts NB201 cells; this is a "
+                              f"{self.supernet.space} supernet")
+        if arch is None:
+            arch = rank_nb201(self.probabilities["cell"], 1)[0][0]
+        return self.supernet.export_network(arch, self.task.resolution)
+
+    def save(self, path: str | Path) -> None:
+        """The adapted supernet as a ``metanas.base/1`` checkpoint (loads with
+        :meth:`BASEMethod.load`), classifier included."""
+        info = {"adapted_on": self.task.describe(), "adapt_steps": self.stats.steps}
+        save_checkpoint(path, self.supernet, self.config, info, with_classifier=True)
+
+
+class BASEMethod(MetaLearnedMethod):
+    """Meta-learned supernet; search adapts it to the dataset and derives the cell."""
+
+    name = "base"
+
+    def __init__(self, supernet: Supernet, config: BASEConfig,
+                 info: dict[str, Any] | None = None, *, device: str = "cpu") -> None:
+        self.supernet = supernet
+        self.config = config
+        self.info = dict(info or {})
+        self.device = torch.device(device)
+        self.last_adaptations: list[Adaptation] = []
+
+    @classmethod
+    def untrained(cls, config: BASEConfig | None = None, *, seed: int = 0,
+                  device: str = "cpu") -> BASEMethod:
+        """A freshly initialised supernet (the "from scratch" reference)."""
+        config = config or BASEConfig()
+        torch.manual_seed(seed)
+        return cls(build_supernet(config.supernet_config()), config, {"meta_step": 0},
+                   device=device)
+
+    # ----- meta-training ------------------------------------------------------------------
+    @classmethod
+    def meta_train(cls, kb=None, *, progress: bool = False, source: str | None = None,
+                   nproc: int = 1, state: str | None = None, resume: bool = False,
+                   save_every: int = 25, log: str | None = None, stop_after: int | None = None,
+                   device: str = "cpu", threads: int = 1, **options) -> BASEMethod:
+        """Algorithm 1 on N-way tasks of ``source`` (default: Tiny-ImageNet from the
+        development datasets). ``kb`` is accepted for the common interface and not used: BASE
+        learns from images, not from recorded evaluations. ``options`` are
+        :class:`BASEConfig` fields; the rest are :class:`RunOptions`."""
+        config = BASEConfig.from_options(options)
+        run = RunOptions(source=source, nproc=nproc, state=state, resume=resume,
+                         save_every=save_every, log=log, stop_after=stop_after, device=device,
+                         threads=threads, progress=progress)
+        net, info = meta_train(config, run)
+        return cls(net, config, info)
+
+    # ----- persistence --------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        save_checkpoint(path, self.supernet, self.config, self.info)
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "cpu") -> BASEMethod:
+        net, config, info = load_checkpoint(path)
+        return cls(net, config, info, device=device)
+
+    # ----- adaptation ---------------------------------------------------------------------
+    def task_resolution(self, dataset: ImageDataset) -> int:
+        return proxy_resolution(max(dataset.image_size), self.supernet.resolutions)
+
+    def make_task(self, dataset: ImageDataset, *, seed: int = 0,
+                  max_train_per_class: int | None = 500,
+                  subset_classes: int | None = None) -> Task:
+        """The adaptation task: all classes (or a seeded random subset of ``subset_classes``),
+        at the head resolution closest to the images."""
+        classes = tuple(range(dataset.num_classes))
+        if subset_classes is not None and subset_classes < dataset.num_classes:
+            if subset_classes < 2:
+                raise ConfigError(f"subset_classes must be >= 2, got {subset_classes}")
+            rng = np.random.default_rng(seed)
+            classes = tuple(sorted(int(c) for c in rng.choice(classes, subset_classes,
+                                                              replace=False)))
+        spec = TaskSpec(classes=classes, resolution=self.task_resolution(dataset),
+                        max_train_per_class=max_train_per_class, seed=seed)
+        return make_task(dataset, spec)
+
+    def adapt(self, task: Task, *, seed: int = 0, steps: int | None = None,
+              seconds: float | None = None, freeze_arch: bool = False,
+              sampling: str | None = None, curve_every: int | None = None,
+              curve_split: str = "test", progress: bool = False, bilevel: bool = False,
+              tau: float | TemperatureSchedule | None = None) -> Adaptation:
+        """Adapt a copy of the meta-supernet to ``task`` (weights and logits). With
+        ``curve_every``, record accuracy (expected weights, eval mode, BatchNorm statistics
+        re-estimated on training images) on ``curve_split`` every that many steps (not counted
+        in the adaptation time). ``bilevel`` and ``tau`` serve the DARTS/GDAS baselines."""
+        cfg = self.config
+        overrides: dict[str, Any] = {"freeze_arch": bool(freeze_arch), "bilevel": bilevel}
+        if sampling is not None:
+            overrides["sampling"] = sampling
+        overrides["steps"] = steps if steps is not None else (
+            cfg.adapt_steps if seconds is None else UNLIMITED_STEPS)
+        inner = cfg.adaptation(**overrides)
+        net = copy.deepcopy(self.supernet).to(self.device)
+        net.reset_classifier(task.num_classes)
+        data = TaskData.from_task(task, self.device)
+        schedule = cfg.final_tau if tau is None else tau
+        tau = schedule(inner.steps) if callable(schedule) else float(schedule)
+        curve: list[dict[str, float]] = []
+        split = {"test": (task.x_test, task.y_test), "val": (task.x_val, task.y_val)}[curve_split]
+        xs, ys = split[0].to(self.device), split[1].to(self.device)
+
+        def record(step: int) -> None:
+            if curve_every and (step % curve_every == 0):
+                curve.append({"step": step, "accuracy": evaluate(net, xs, ys, tau=tau,
+                                                                 calibrate=data.x_train)})
+
+        gen = torch.Generator().manual_seed(task_seed(seed, 0))
+        deadline = None if seconds is None else time.perf_counter() + seconds
+        with Bars(progress, transient=True) as bars:
+            bar = bars.add("base adapt", inner.steps if inner.steps < UNLIMITED_STEPS else None)
+            stats = run_inner_loop(
+                net, data, inner, generator=gen, tau=schedule, deadline=deadline,
+                callback=record if curve_every else None,
+                on_step=lambda _s, loss: bars.advance(bar, status=f"loss {loss:.3f}"))
+        if curve_every and (not curve or curve[-1]["step"] != stats.steps):
+            curve.append({"step": stats.steps, "accuracy": evaluate(net, xs, ys, tau=tau,
+                                                                    calibrate=data.x_train)})
+        return Adaptation(net, task, cfg, stats, tau, curve)
+
+    # ----- search -------------------------------------------------------------------------
+    def search(
+        self,
+        dataset: ImageDataset,
+        *,
+        top: int = 10,
+        seed: int = 0,
+        budget: Budget | None = None,
+        progress: bool = False,
+        mode: str = "adapt",
+        adapt_steps: int | None = None,
+        freeze_arch: bool = False,
+        sampling: str | None = None,
+        subsets: int = 1,
+        subset_classes: int | None = None,
+        space: str | None = None,
+        max_train_per_class: int | None = 500,
+    ) -> SearchResult:
+        if mode not in ("adapt", "prior"):
+            raise ConfigError(f"base mode must be adapt or prior, got {mode!r}")
+        if space is not None and space != self.supernet.space:
+            raise ConfigError(f"this base checkpoint is a {self.supernet.space} supernet; "
+                              f"space={space!r} needs a {space} checkpoint")
+        seconds = None
+        if budget is not None:
+            if budget.evaluations is not None:
+                raise ConfigError("base adapts a supernet instead of training candidates: "
+                                  "--budget-evals does not apply (use --budget SECONDS or "
+                                  "--adapt-steps)")
+            seconds = budget.seconds
+        if mode == "prior" and (adapt_steps is not None or seconds is not None):
+            raise ConfigError("mode=prior derives without adaptation: it takes no adapt_steps "
+                              "or --budget")
+        if adapt_steps is not None and adapt_steps < 0:
+            raise ConfigError(f"adapt_steps must be >= 0, got {adapt_steps}")
+        if isinstance(subsets, bool) or not isinstance(subsets, int) or subsets < 1:
+            raise ConfigError(f"subsets must be an integer >= 1, got {subsets!r}")
+        return self._run_search(dataset, top=top, seed=seed, seconds=seconds, mode=mode,
+                                adapt_steps=adapt_steps, subsets=subsets,
+                                subset_classes=subset_classes,
+                                max_train_per_class=max_train_per_class, progress=progress,
+                                budget=budget, adapt_options={"freeze_arch": freeze_arch,
+                                                              "sampling": sampling})
+
+    def _run_search(self, dataset: ImageDataset, *, top: int, seed: int, seconds: float | None,
+                    mode: str, adapt_steps: int | None, subsets: int,
+                    subset_classes: int | None, max_train_per_class: int | None,
+                    progress: bool, budget: Budget | None,
+                    adapt_options: dict[str, Any]) -> SearchResult:
+        """Adapt (``subsets`` times, distributions averaged) or not, derive, rank."""
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {"task_seconds": 0.0, "adapt_seconds": 0.0}
+        adaptations: list[Adaptation] = []
+        if mode == "prior":
+            tables = self.supernet.probabilities()
+            resolution = self.task_resolution(dataset)
+        else:
+            tables_list = []
+            for i in range(subsets):
+                t_task = time.perf_counter()
+                task = self.make_task(dataset, seed=seed + i,
+                                      max_train_per_class=max_train_per_class,
+                                      subset_classes=subset_classes)
+                timings["task_seconds"] += time.perf_counter() - t_task
+                ad = self.adapt(task, seed=seed + i, steps=adapt_steps,
+                                seconds=None if seconds is None else seconds / subsets,
+                                progress=progress, **adapt_options)
+                timings["adapt_seconds"] += ad.stats.seconds
+                adaptations.append(ad)
+                tables_list.append(ad.probabilities)
+            tables = {k: np.mean([t[k] for t in tables_list], axis=0) for k in tables_list[0]}
+            resolution = adaptations[0].task.resolution
+        t_derive = time.perf_counter()
+        if self.supernet.space == "nb201":
+            ranked = rank_nb201(tables["cell"], top)
+            candidates = [Candidate(a.to_string(), lp, {"log_prob": lp, "prob": math.exp(lp)})
+                          for a, lp in ranked]
+        else:
+            ranked_d = rank_darts(tables, top)
+            candidates = [Candidate(g.to_string(), lp, {"log_prob": lp, "prob": math.exp(lp)})
+                          for g, lp in ranked_d]
+        t_end = time.perf_counter()
+        timings["derive_seconds"] = t_end - t_derive
+        self.last_adaptations = adaptations
+        details: dict[str, Any] = {
+            "mode": mode,
+            "space": self.supernet.space,
+            "resolution": resolution,
+            "probabilities": {k: np.round(v, 5).tolist() for k, v in tables.items()},
+            "subsets": subsets,
+            "budget": budget.describe() if budget is not None else None,
+            "meta_step": self.info.get("meta_step"),
+        }
+        if adaptations:
+            t_eval = time.perf_counter()
+            details["adaptation"] = [{
+                "steps": ad.stats.steps,
+                "seconds": round(ad.stats.seconds, 3),
+                "loss_first": ad.stats.losses[0] if ad.stats.losses else None,
+                "loss_last": ad.stats.losses[-1] if ad.stats.losses else None,
+                "supernet_val_acc": ad.accuracy("val"),
+                "tau": ad.tau,
+                "sampling": adapt_options.get("sampling") or self.config.sampling,
+                "freeze_arch": bool(adapt_options.get("freeze_arch", False)),
+                "bilevel": bool(adapt_options.get("bilevel", False)),
+                "task": ad.task.name,
+            } for ad in adaptations]
+            timings["evaluate_seconds"] = time.perf_counter() - t_eval
+        return SearchResult(method=self.name, dataset=dataset.name, candidates=candidates,
+                            search_seconds=t_end - t0, space=self.supernet.space,
+                            timings=timings, details=details)

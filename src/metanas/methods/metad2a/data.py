@@ -1,0 +1,199 @@
+"""From images to the per-class feature pools MetaD2A encodes, for new datasets and KB tasks.
+
+A dataset is seen through a *pool* of up to ``pool_per_class`` training images per class,
+embedded once by the (frozen) feature extractor; every dataset encoding then draws
+``images_per_class`` features per class from the pool (a fresh draw per resample / per training
+step), so resampling costs no extractor passes.
+
+Images enter the extractor the way the proxy network would see them: resized to the task
+resolution first (a knowledge-base task's own resolution; for a new dataset the knowledge-base
+resolution closest to its image side), then to the extractor's input size. A 16 px task thus
+looks blurred to the encoder, as it does to the network trained on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from metanas.data import ImageDataset, load_dataset
+from metanas.errors import ConfigError, DatasetError, KnowledgeBaseError
+from metanas.methods.metad2a.extractor import FeatureExtractor, resize, to_float_images
+from metanas.paths import cache_dir, shared_datasets_dir
+from metanas.tasks import TaskSpec, make_task
+
+_SOURCE_SUFFIXES = (".zip", ".npz", "")
+_CACHE_VERSION = 1
+
+
+def dataset_pool_images(dataset: ImageDataset, *, resolution: int, per_class: int,
+                        seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Up to ``per_class`` random train images of every class, float [0, 1] at ``resolution``."""
+    rng = np.random.default_rng(seed)
+    idx = []
+    for c in range(dataset.num_classes):
+        members = np.flatnonzero(dataset.y_train == c)
+        if len(members):
+            idx.append(rng.permutation(members)[:per_class])
+    if not idx:
+        raise DatasetError(f"{dataset.name} has no training images")
+    idx = np.sort(np.concatenate(idx))
+    images = resize(to_float_images(dataset.x_train[idx]), resolution)
+    return images, np.asarray(dataset.y_train[idx])
+
+
+def class_pools(extractor: FeatureExtractor, images: torch.Tensor,
+                labels: np.ndarray) -> list[torch.Tensor]:
+    """Features grouped by class: one (n_c, D) tensor per class present, by class id."""
+    feats = extractor(images)
+    return [feats[torch.as_tensor(labels == c)] for c in np.unique(labels)]
+
+
+def sample_sets(pools: list[torch.Tensor], n: int, count: int,
+                gen: torch.Generator) -> list[list[torch.Tensor]]:
+    """``count`` image sets: ``n`` features per class drawn without replacement from the pool
+    (all of them when a class has fewer)."""
+    out = []
+    for _ in range(count):
+        one = []
+        for p in pools:
+            if len(p) <= n:
+                one.append(p)
+            else:
+                one.append(p[torch.randperm(len(p), generator=gen)[:n]])
+        out.append(one)
+    return out
+
+
+# ----- knowledge-base tasks ------------------------------------------------------------------
+def resolve_sources(tasks: list[dict], source: str | Path | Mapping[str, str] | None,
+                    ) -> dict[str, Path | str]:
+    """Where each source dataset of the tasks is: ``source`` (a path, or {name: path}), else
+    ``<shared datasets>/<name>.zip|.npz|/``; a clear error when one cannot be found."""
+    names = sorted({t["source"] for t in tasks})
+    if isinstance(source, Mapping):
+        missing = [n for n in names if n not in source]
+        if missing:
+            raise ConfigError(f"source mapping has no path for {missing}")
+        return {n: source[n] for n in names}
+    if source is not None:
+        if len(names) > 1:
+            raise ConfigError(f"the knowledge base has tasks from {len(names)} sources "
+                              f"({', '.join(names)}); pass source as {{name: path}}")
+        return {names[0]: source} if names else {}
+    shared = shared_datasets_dir()
+    out: dict[str, Path | str] = {}
+    for n in names:
+        found = None
+        if shared is not None:
+            found = next((shared / f"{n}{s}" for s in _SOURCE_SUFFIXES
+                          if (shared / f"{n}{s}").exists()), None)
+        if found is None:
+            where = f"in {shared}" if shared is not None else "(no shared datasets folder)"
+            raise DatasetError(
+                f"source dataset {n!r} of the knowledge base's tasks was not found {where}; "
+                f"pass source=PATH (CLI: --set source=PATH) to meta-train MetaD2A on its images")
+        out[n] = found
+    return out
+
+
+def task_pool_images(dataset: ImageDataset, task_row: Mapping, *, per_class: int,
+                     seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    """A knowledge-base task's training images as the proxy saw them (its resolution, before
+    normalization), up to ``per_class`` per class."""
+    spec = TaskSpec.from_dict(task_row["spec"])
+    task = make_task(dataset, spec)
+    mean = torch.tensor(task.mean).view(1, -1, 1, 1)
+    std = torch.tensor(task.std).view(1, -1, 1, 1)
+    rng = np.random.default_rng(seed)
+    y = task.y_train.numpy()
+    idx = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_class]
+                                  for c in range(task.num_classes)]))
+    images = (task.x_train[idx] * std + mean).clamp_(0.0, 1.0)
+    return images, y[idx]
+
+
+def extractor_fingerprint(extractor: FeatureExtractor) -> str | None:
+    """Content hash of a built-in extractor's weights (None for a custom one: not cached)."""
+    module = extractor.module
+    if module is None:
+        return None
+    h = hashlib.sha256(json.dumps(extractor.name).encode())
+    for k, v in sorted(module.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def kb_task_pools(tasks: list[dict], extractor: FeatureExtractor, *,
+                  source: str | Path | Mapping[str, str] | None, per_class: int, seed: int,
+                  cache: bool = True, progress: bool = False) -> dict[str, list[torch.Tensor]]:
+    """Feature pools of knowledge-base tasks, computed once (and cached on disk for the
+    built-in extractor, keyed by task, extractor weights, pool size and seed)."""
+    from metanas.progress import Bars
+
+    fp = extractor_fingerprint(extractor) if cache else None
+    folder = cache_dir() / "metad2a"
+    out: dict[str, list[torch.Tensor]] = {}
+    todo = []
+    for t in tasks:
+        key = None
+        if fp is not None:
+            blob = json.dumps([_CACHE_VERSION, t["key"], fp, per_class, seed])
+            key = folder / (hashlib.sha256(blob.encode()).hexdigest()[:32] + ".safetensors")
+            pools = _read_cached(key)
+            if pools is not None:
+                out[t["key"]] = pools
+                continue
+        todo.append((t, key))
+    if not todo:
+        return out
+    paths = resolve_sources([t for t, _ in todo], source)
+    datasets: dict[str, ImageDataset] = {}
+    with Bars(progress) as bars:
+        bar = bars.add("metad2a: task features", len(todo))
+        for t, key in todo:
+            name = t["source"]
+            if name not in datasets:
+                datasets[name] = load_dataset(paths[name], progress=progress)
+                fp_row = t.get("fingerprint")
+                if fp_row and datasets[name].fingerprint != fp_row:
+                    raise KnowledgeBaseError(
+                        f"{paths[name]} is not the dataset the knowledge base's tasks were "
+                        f"drawn from (fingerprint {datasets[name].fingerprint[:12]} != "
+                        f"{fp_row[:12]} of source {name!r})")
+            images, labels = task_pool_images(datasets[name], t, per_class=per_class,
+                                              seed=seed)
+            pools = class_pools(extractor, images, labels)
+            out[t["key"]] = pools
+            if key is not None:
+                _write_cached(key, pools)
+            bars.advance(bar)
+    return out
+
+
+def _read_cached(path: Path) -> list[torch.Tensor] | None:
+    if not path.is_file():
+        return None
+    try:
+        tensors = load_file(str(path))
+        return [tensors[f"c{i}"] for i in range(len(tensors))]
+    except (SafetensorError, OSError, KeyError, ValueError):
+        return None  # a damaged cache entry is recomputed
+
+
+def _write_cached(path: Path, pools: list[torch.Tensor]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        save_file({f"c{i}": p.contiguous() for i, p in enumerate(pools)}, str(tmp))
+        tmp.replace(path)
+    except (OSError, SafetensorError):
+        pass  # caching is an optimisation only

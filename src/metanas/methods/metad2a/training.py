@@ -1,0 +1,373 @@
+"""Meta-training MetaD2A on a knowledge base: data, the two training loops, scoring, metrics.
+
+Choices made here (the paper leaves them open or its data differ; all in :class:`MetaD2AConfig`):
+
+* generator pairs (task -> good architectures): each task's ``gen_top_k`` best measured cells by
+  held-out accuracy (:func:`metanas.kb.views.accuracy_table`), one training pair per cell;
+* predictor target: per-task z-score of held-out accuracy (``target="zscore"``; ``"global"``
+  standardizes over all rows). Search ranks cells for one dataset, so only the order within a
+  task matters, and the z-score removes task difficulty, which the dataset embedding would
+  otherwise have to explain first; ``loss`` = ``mse`` (paper), ``rank`` (pairwise logistic loss
+  within a task) or ``mse+rank``;
+* model selection: ``holdout`` of the tasks (never single evaluations) is held out; the
+  predictor's epoch with the best mean per-task correlation (``select``: Pearson as the paper)
+  on them is kept; with ``refit`` both networks are then retrained on all tasks for the chosen
+  epochs;
+* every training step draws fresh ``images_per_class`` features per class from each task's
+  pool, so the encoders never see the same image set twice.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import stats
+from torch import nn
+
+from metanas.errors import ConfigError, KnowledgeBaseError
+from metanas.kb.views import TARGET_METRICS, accuracy_table
+from metanas.methods.metad2a.data import kb_task_pools, sample_sets
+from metanas.methods.metad2a.extractor import FeatureExtractor
+from metanas.methods.metad2a.graph import dag_batch, fixed_adjacency
+from metanas.methods.metad2a.models import Generator, Predictor
+from metanas.methods.metad2a.set_encoder import pad_sets
+from metanas.progress import Bars
+from metanas.spaces.nb201 import NB201Arch
+
+
+@dataclass
+class MetaD2AConfig:
+    # dataset encoding (shared by both networks)
+    hidden: int = 56
+    heads: int = 4
+    block: str = "sab"
+    inducing: int = 16
+    layer_norm: bool = False
+    images_per_class: int = 20
+    pool_per_class: int = 40
+    # generator
+    latent: int = 56
+    gen_hidden: int = 56
+    beta: float = 0.005
+    noise: float = 0.01
+    gen_top_k: int = 5
+    gen_epochs: int = 150
+    gen_batch: int = 32
+    gen_lr: float = 1e-3
+    # predictor
+    graph_hidden: int = 128
+    graph_out: int = 56
+    head: int = 512
+    loss: str = "mse"
+    target: str = "zscore"
+    pred_epochs: int = 150
+    tasks_per_batch: int = 8
+    pred_lr: float = 1e-3
+    weight_decay: float = 1e-4
+    rank_weight: float = 1.0
+    task_aware: bool = True
+    # selection and data
+    holdout: float = 0.2
+    select: str = "pearson"
+    eval_every: int = 10
+    eval_resamples: int = 5
+    refit: bool = True
+    metric: str = "heldout"
+    recipe: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "loss": ("mse", "rank", "mse+rank"), "target": ("zscore", "global"),
+            "block": ("sab", "isab"), "select": ("pearson", "spearman", "kendall"),
+            "metric": TARGET_METRICS,
+        }
+        for name, allowed in checks.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got "
+                                  f"{getattr(self, name)!r}")
+        for name in ("hidden", "heads", "images_per_class", "pool_per_class", "latent",
+                     "gen_hidden", "gen_top_k", "gen_batch", "graph_hidden", "graph_out",
+                     "head", "tasks_per_batch", "eval_every", "eval_resamples", "inducing"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        for name in ("gen_epochs", "pred_epochs"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.hidden % self.heads:
+            raise ConfigError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        if not 0.0 <= self.holdout < 1.0:
+            raise ConfigError(f"holdout must be in [0, 1), got {self.holdout}")
+        if self.pool_per_class < self.images_per_class:
+            raise ConfigError(f"pool_per_class ({self.pool_per_class}) must be >= "
+                              f"images_per_class ({self.images_per_class})")
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> MetaD2AConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(f"metad2a has no option(s) {', '.join(unknown)}; options: "
+                              f"{', '.join(sorted(known | {'source', 'extractor', 'cache'}))}")
+        return cls(**options)
+
+
+@dataclass
+class MetaTrainData:
+    """Knowledge-base tasks as MetaD2A sees them: feature pools and measured cells."""
+
+    task_keys: list[str]
+    pools: list[list[torch.Tensor]]
+    archs: list[list[NB201Arch]]
+    accuracy: list[np.ndarray]
+    resolutions: list[int] = field(default_factory=list)
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.pools[0][0].shape[1])
+
+    def __len__(self) -> int:
+        return len(self.task_keys)
+
+
+def load_meta_data(kb, extractor: FeatureExtractor, config: MetaD2AConfig, *, source=None,
+                   cache: bool = True, progress: bool = False) -> MetaTrainData:
+    """Tasks with >= 3 measured cells, their accuracies and their image feature pools."""
+    table = accuracy_table(kb, metric=config.metric, recipe=config.recipe)
+    tasks = {t["key"]: t for t in kb.tasks()}
+    keys = sorted(k for k, archs in table.items() if len(archs) >= 3 and k in tasks)
+    if len(keys) < 3:
+        raise KnowledgeBaseError(
+            f"MetaD2A needs at least 3 tasks with >= 3 evaluated architectures each (metric "
+            f"{config.metric}, recipe {config.recipe or 'any'}); found {len(keys)}")
+    pools = kb_task_pools([tasks[k] for k in keys], extractor, source=source,
+                          per_class=config.pool_per_class, seed=config.seed, cache=cache,
+                          progress=progress)
+    archs, accs = [], []
+    for k in keys:
+        names = sorted(table[k])
+        archs.append([NB201Arch.from_string(a) for a in names])
+        accs.append(np.array([table[k][a] for a in names], dtype=np.float64))
+    resolutions = sorted({int(tasks[k]["resolution"]) for k in keys if tasks[k].get("resolution")})
+    return MetaTrainData(keys, [pools[k] for k in keys], archs, accs, resolutions)
+
+
+def split_tasks(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Task indices (train, held out); at least 2 held out when ``holdout`` > 0."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_out = 0 if holdout <= 0 else min(n - 2, max(2, round(holdout * n)))
+    return np.sort(order[n_out:]), np.sort(order[:n_out])
+
+
+def encode_batch(pools: list[list[torch.Tensor]], n: int, gen: torch.Generator):
+    """One fresh image set per dataset, padded: (feats, image_mask, class_mask)."""
+    return pad_sets([sample_sets(p, n, 1, gen)[0] for p in pools])
+
+
+def pooled_features(data: MetaTrainData, ids) -> torch.Tensor:
+    """All pooled image features of tasks ``ids`` (for input standardization)."""
+    return torch.cat([c for t in ids for c in data.pools[t]])
+
+
+def top_k_targets(data: MetaTrainData, ids, k: int) -> list[tuple[int, NB201Arch]]:
+    """(task index, cell) pairs: each task's ``k`` best measured cells."""
+    out = []
+    for t in ids:
+        order = np.argsort(-data.accuracy[t], kind="stable")[:k]
+        out += [(int(t), data.archs[t][i]) for i in order]
+    return out
+
+
+# ----- generator -----------------------------------------------------------------------------
+def new_generator(feature_dim: int, c: MetaD2AConfig) -> Generator:
+    return Generator(feature_dim, hidden=c.hidden, latent=c.latent, graph_hidden=c.gen_hidden,
+                     heads=c.heads, block=c.block, inducing=c.inducing, ln=c.layer_norm)
+
+
+def fit_generator(data: MetaTrainData, config: MetaD2AConfig, ids, *, epochs: int | None = None,
+                  progress: bool = False) -> tuple[Generator, dict[str, Any]]:
+    """Train the set-to-graph VAE on the tasks ``ids``' top-k cells (fixed epochs)."""
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed + 1)
+    model = new_generator(data.feature_dim, config)
+    model.encoder.set_feature_stats(pooled_features(data, ids))
+    pairs = top_k_targets(data, ids, config.gen_top_k)
+    types = dag_batch([a for _, a in pairs])
+    adj = fixed_adjacency(len(pairs))
+    opt = torch.optim.Adam(model.parameters(), lr=config.gen_lr)
+    epochs = epochs or config.gen_epochs
+    history = []
+    start = time.perf_counter()
+    with Bars(progress, transient=True) as bars:
+        bar = bars.add("metad2a: generator", epochs)
+        for _ in range(epochs):
+            model.train()
+            order = torch.randperm(len(pairs), generator=gen)
+            tot, parts = 0.0, {"type_ce": 0.0, "edge_bce": 0.0, "kl": 0.0}
+            for b in range(0, len(pairs), config.gen_batch):
+                idx = order[b:b + config.gen_batch]
+                feats, im, cm = encode_batch([data.pools[pairs[i][0]] for i in idx],
+                                             config.images_per_class, gen)
+                loss, logs = model.loss(feats, im, cm, types[idx], adj[idx], beta=config.beta,
+                                        noise=config.noise, gen=gen)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                tot += loss.item() * len(idx)
+                for k in parts:
+                    parts[k] += logs[k] * len(idx)
+            history.append({"loss": tot / len(pairs), **{k: v / len(pairs)
+                                                          for k, v in parts.items()}})
+            bars.advance(bar, status=f"loss {history[-1]['loss']:.3f}")
+    model.eval()
+    info = {"pairs": len(pairs), "epochs": epochs, "final": history[-1],
+            "seconds": round(time.perf_counter() - start, 1)}
+    return model, info
+
+
+# ----- predictor -----------------------------------------------------------------------------
+def new_predictor(feature_dim: int, c: MetaD2AConfig) -> Predictor:
+    return Predictor(feature_dim, hidden=c.hidden, graph_hidden=c.graph_hidden,
+                     graph_out=c.graph_out, head=c.head, heads=c.heads, block=c.block,
+                     inducing=c.inducing, ln=c.layer_norm, task_aware=c.task_aware)
+
+
+def task_targets(data: MetaTrainData, ids, config: MetaD2AConfig) -> dict[int, torch.Tensor]:
+    if config.target == "zscore":
+        return {int(t): torch.tensor((data.accuracy[t] - data.accuracy[t].mean())
+                                     / (data.accuracy[t].std() + 1e-6), dtype=torch.float32)
+                for t in ids}
+    allacc = np.concatenate([data.accuracy[t] for t in ids])
+    mean, std = allacc.mean(), allacc.std() + 1e-6
+    return {int(t): torch.tensor((data.accuracy[t] - mean) / std, dtype=torch.float32)
+            for t in ids}
+
+
+def _rank_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Pairwise logistic loss over all ordered pairs of one task's cells."""
+    diff_t = target[:, None] - target[None, :]
+    mask = diff_t > 0
+    if not mask.any():
+        return pred.sum() * 0.0
+    diff_p = pred[:, None] - pred[None, :]
+    return nn.functional.softplus(-diff_p[mask]).mean()
+
+
+def fit_predictor(data: MetaTrainData, config: MetaD2AConfig, train_ids, val_ids=(), *,
+                  epochs: int | None = None, progress: bool = False,
+                  ) -> tuple[Predictor, dict[str, Any]]:
+    """Train the predictor on tasks ``train_ids``; keep the epoch best on ``val_ids``."""
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed + 2)
+    model = new_predictor(data.feature_dim, config)
+    model.encoder.set_feature_stats(pooled_features(data, train_ids))
+    targets = task_targets(data, train_ids, config)
+    types = {int(t): dag_batch(data.archs[t]) for t in train_ids}
+    opt = torch.optim.AdamW(model.parameters(), lr=config.pred_lr,
+                            weight_decay=config.weight_decay)
+    epochs = epochs or config.pred_epochs
+    steps = epochs * math.ceil(len(train_ids) / config.tasks_per_batch)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    train_ids = np.asarray(train_ids)
+    best = {"epoch": epochs, "score": -math.inf, "state": None, "metrics": None}
+    curve = []
+    start = time.perf_counter()
+    with Bars(progress, transient=True) as bars:
+        bar = bars.add("metad2a: predictor", epochs)
+        for epoch in range(1, epochs + 1):
+            model.train()
+            order = train_ids[torch.randperm(len(train_ids), generator=gen).numpy()]
+            total = 0.0
+            for b in range(0, len(order), config.tasks_per_batch):
+                batch = [int(t) for t in order[b:b + config.tasks_per_batch]]
+                feats, im, cm = encode_batch([data.pools[t] for t in batch],
+                                             config.images_per_class, gen)
+                d_emb = model.embed_data(feats, im, cm)
+                g_emb = model.graph(torch.cat([types[t] for t in batch]))
+                sizes = [len(types[t]) for t in batch]
+                row_task = torch.repeat_interleave(torch.arange(len(batch)),
+                                                   torch.tensor(sizes))
+                pred = model(d_emb[row_task], g_emb)
+                y = torch.cat([targets[t] for t in batch])
+                loss = pred.sum() * 0.0
+                if "mse" in config.loss:
+                    loss = loss + nn.functional.mse_loss(pred, y)
+                if "rank" in config.loss:
+                    parts = zip(pred.split(sizes), y.split(sizes), strict=True)
+                    loss = loss + config.rank_weight * torch.stack(
+                        [_rank_loss(p, t) for p, t in parts]).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.item() * len(batch)
+            point = {"epoch": epoch, "loss": total / len(order)}
+            if len(val_ids) and (epoch % config.eval_every == 0 or epoch == epochs):
+                metrics = evaluate_predictor(model, data, val_ids, config)
+                point.update(metrics["summary"])
+                score = metrics["summary"][f"{config.select}_mean"]
+                if score > best["score"]:
+                    best = {"epoch": epoch, "score": score, "metrics": metrics,
+                            "state": copy.deepcopy(model.state_dict())}
+            curve.append(point)
+            bars.advance(bar, status=f"loss {point['loss']:.3f}")
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+    model.eval()
+    info = {"epochs": epochs, "best_epoch": best["epoch"], "curve": curve,
+            "seconds": round(time.perf_counter() - start, 1)}
+    if best["metrics"] is not None:
+        info["holdout"] = best["metrics"]
+    return model, info
+
+
+# ----- scoring and metrics -------------------------------------------------------------------
+@torch.no_grad()
+def predict_scores(model: Predictor, sets: list[list[torch.Tensor]], types: torch.Tensor,
+                   graph_emb: torch.Tensor | None = None) -> np.ndarray:
+    """Predicted score of each cell, averaged over the dataset encodings of ``sets``."""
+    model.eval()
+    d_emb = model.embed_data(*pad_sets(sets))
+    g = model.graph(types) if graph_emb is None else graph_emb
+    return model.score(d_emb, g).mean(0).numpy()
+
+
+def correlations(pred: np.ndarray, acc: np.ndarray) -> dict[str, float]:
+    out = {}
+    if np.std(pred) == 0 or np.std(acc) == 0:
+        return {"pearson": float("nan"), "spearman": float("nan"), "kendall": float("nan")}
+    out["pearson"] = float(stats.pearsonr(pred, acc).statistic)
+    out["spearman"] = float(stats.spearmanr(pred, acc).statistic)
+    out["kendall"] = float(stats.kendalltau(pred, acc).statistic)
+    return out
+
+
+def evaluate_predictor(model: Predictor, data: MetaTrainData, ids,
+                       config: MetaD2AConfig, seed: int = 12345) -> dict[str, Any]:
+    """Per-task Pearson / Spearman / Kendall and top-1 regret on tasks ``ids`` (predictions
+    averaged over ``eval_resamples`` image sets drawn with a fixed seed)."""
+    gen = torch.Generator().manual_seed(seed)
+    per_task = []
+    for t in ids:
+        sets = sample_sets(data.pools[t], config.images_per_class, config.eval_resamples, gen)
+        pred = predict_scores(model, sets, dag_batch(data.archs[t]))
+        acc = data.accuracy[t]
+        rec = {"task": data.task_keys[t], "n": len(acc), **correlations(pred, acc),
+               "top1_regret": float(acc.max() - acc[int(np.argmax(pred))])}
+        per_task.append(rec)
+    return {"per_task": per_task, "summary": summarize(per_task)}
+
+
+def summarize(per_task: list[dict]) -> dict[str, float]:
+    out = {}
+    for m in ("pearson", "spearman", "kendall", "top1_regret"):
+        vals = np.array([r[m] for r in per_task], dtype=float)
+        out[f"{m}_mean"] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+        out[f"{m}_median"] = float(np.nanmedian(vals)) if np.isfinite(vals).any() else float("nan")
+    return out
