@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
 from pathlib import Path
@@ -124,9 +125,10 @@ def train(
 _train = train
 
 
-def meta_train(method: str, kb_path: str | Path, out: str | Path, *, progress: bool = False,
-               **options) -> dict[str, Any]:
-    """Meta-train ``method`` on a knowledge base and write its checkpoint to ``out``."""
+def meta_train(method: str, kb_path: str | Path | None, out: str | Path, *,
+               progress: bool = False, **options) -> dict[str, Any]:
+    """Meta-train ``method`` on a knowledge base (a path or a shipped name; ``None`` for
+    methods that learn from images only) and write its checkpoint to ``out``."""
     from metanas.kb import open_kb
 
     spec = registry.get_method(method)
@@ -134,8 +136,13 @@ def meta_train(method: str, kb_path: str | Path, out: str | Path, *, progress: b
         learned = [name for name, s in registry.METHODS.items() if s.meta_learned]
         raise ConfigError(f"{method!r} is not meta-learned; meta-train supports: "
                           f"{', '.join(learned)}")
+    if kb_path is None and spec.learns_from == "kb":
+        raise ConfigError(f"--kb is required: {method} learns from knowledge-base evaluations")
+    if kb_path is not None and spec.learns_from != "kb":
+        raise ConfigError(f"{method} learns from task images, not from a knowledge base: "
+                          f"drop --kb (its tasks come from --set source=PATH)")
     start = time.perf_counter()
-    with open_kb(kb_path) as kb:
+    with open_kb(kb_path) if kb_path is not None else contextlib.nullcontext() as kb:
         model = spec.load_class().meta_train(kb, progress=progress, **options)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     model.save(out)

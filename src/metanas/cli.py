@@ -264,8 +264,9 @@ def methods_cmd() -> None:
 @app.command("meta-train")
 @handles_errors
 def meta_train_cmd(
-    kb: Annotated[Path, typer.Option(help="Knowledge base (.db).")],
     out_path: Annotated[Path, typer.Option("--out", help="Checkpoint to write.")],
+    kb: Annotated[Path | None, typer.Option(help="Knowledge base: a file or a shipped name "
+                                            "(`metanas kb list`); not for base.")] = None,
     method: Annotated[str, typer.Option()] = "value-net",
     option: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE method option, "
                                                      "repeatable.")] = None,

@@ -40,6 +40,7 @@ def finished(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_bench_writes_json_csv_markdown_and_plots(finished):
     payload = json.loads((finished / "results.json").read_text())
     rows = payload["rows"]
@@ -72,6 +73,7 @@ def test_bench_writes_json_csv_markdown_and_plots(finished):
     assert len(list((finished / "cells").glob("*.json"))) == 2
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_cells_and_applies_a_new_lookup(finished, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("a finished cell was recomputed")
@@ -95,6 +97,7 @@ def test_rerun_skips_finished_cells_and_applies_a_new_lookup(finished, monkeypat
     assert "published:cifar10-test" in (finished / "results.md").read_text()
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     calls = []
     real = bench_runner.run_cell

@@ -72,6 +72,7 @@ def test_embedding_is_normalized_deterministic_and_ignores_the_classifier(digits
                if not ka.startswith("classifier"))
 
 
+@pytest.mark.slow
 def test_tasks_of_the_same_classes_are_closer_than_other_data(digits):
     rng = np.random.default_rng(0)
     same_a = make_task(digits, classes=(3, 4, 5), resolution=8, max_train_per_class=60, seed=0)

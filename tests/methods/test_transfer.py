@@ -87,6 +87,7 @@ def query(digits, classes, seed=1):
     return from_arrays(x, y, seed=seed, name=f"query-{'-'.join(map(str, classes))}")
 
 
+@pytest.mark.slow
 def test_global_prior_returns_the_best_mean_z_score(trained, digits):
     acc = np.array([[accuracy(t, c) for c in range(len(CELLS))] for t in range(len(GROUPS))])
     z = (acc - acc.mean(1, keepdims=True)) / acc.std(1, keepdims=True)
@@ -98,6 +99,7 @@ def test_global_prior_returns_the_best_mean_z_score(trained, digits):
         trained["global-prior"].search(digits, budget=Budget(seconds=5))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", [1, 2])
 def test_nearest_best_returns_the_best_cell_of_the_task_with_the_same_classes(
         trained, digits, target):
@@ -110,6 +112,7 @@ def test_nearest_best_returns_the_best_cell_of_the_task_with_the_same_classes(
     assert res.search_seconds >= res.timings["embedding_seconds"] > 0
 
 
+@pytest.mark.slow
 def test_fisher_nearest_trains_within_budget_near_the_seed_cells(trained, digits):
     method = trained["fisher-nearest"]
     res = method.search(query(digits, GROUPS[1]), seed=0, budget=Budget(evaluations=2), k=2,
@@ -127,6 +130,7 @@ def test_fisher_nearest_trains_within_budget_near_the_seed_cells(trained, digits
     assert method.recipe.name == "cpu-proxy" and method.max_train_per_class == 500
 
 
+@pytest.mark.slow
 def test_fisher_nearest_local_search_stays_in_the_neighbourhood(trained):
     method = trained["fisher-nearest"]
     method._seed_cells = [NB201Arch.from_string(CELLS[0])]
@@ -142,6 +146,7 @@ def test_fisher_nearest_local_search_stays_in_the_neighbourhood(trained):
         history.append(Candidate(arch.to_string(), float(i % 7)))
 
 
+@pytest.mark.slow
 def test_save_load_round_trip_and_registry(trained, digits, tmp_path):
     for name, method in trained.items():
         path = tmp_path / f"{name}.safetensors"
@@ -153,6 +158,10 @@ def test_save_load_round_trip_and_registry(trained, digits, tmp_path):
             a = method.search(query(digits, GROUPS[0]), top=3).to_dict()
             b = loaded.search(query(digits, GROUPS[0]), top=3).to_dict()
             assert a["candidates"] == b["candidates"]
+    # the registry hands the recipe to the one transfer method that trains candidates
+    fn = create_method("fisher-nearest", checkpoint=tmp_path / "fisher-nearest.safetensors",
+                       recipe="cpu-tiny")
+    assert fn.recipe.name == "cpu-tiny"
     with pytest.raises(CheckpointError, match="not a nearest-best checkpoint"):
         NearestBest.load(tmp_path / "global-prior.safetensors")
     (tmp_path / "bad.safetensors").write_bytes(b"garbage")

@@ -8,6 +8,7 @@ shipped in ``metanas/assets``. Adding a method = writing its module + one entry 
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,9 @@ class MethodSpec:
     """What ``--budget`` (seconds) and ``--budget-evals`` mean for this method."""
     checkpoint: str | None = None
     """File name of the shipped meta-trained checkpoint in ``metanas/assets``."""
+    learns_from: str = "kb"
+    """``kb``: meta-trained on knowledge-base evaluations; ``images``: on task images only
+    (BASE), so meta-training needs no knowledge base."""
 
     def load_class(self) -> type[SearchMethod]:
         module, _, cls = self.target.partition(":")
@@ -52,6 +56,7 @@ METHODS: dict[str, MethodSpec] = {
             "dataset, then derives the cell",
             "adaptation wall seconds (default: 100 adaptation steps, --adapt-steps); "
             "evaluations do not apply", checkpoint="base_nb201.safetensors",
+            learns_from="images",
         ),
         MethodSpec(
             "darts", "metanas.methods.gradient_nas:DARTSSearch",
@@ -122,11 +127,15 @@ def create_method(
     device: str = "cpu",
 ) -> SearchMethod:
     """A ready method: meta-learned ones loaded from ``checkpoint`` (default: the shipped
-    one), methods that train candidates built with ``recipe`` on ``device``."""
+    one), methods that train candidates built with ``recipe`` on ``device`` (a meta-learned
+    one that trains candidates gets ``recipe`` when its ``load`` takes it)."""
     spec = get_method(name)
     cls = spec.load_class()
     if issubclass(cls, MetaLearnedMethod):
-        return cls.load(checkpoint or default_checkpoint(name), device=device)
+        path = checkpoint or default_checkpoint(name)
+        if "recipe" in inspect.signature(cls.load).parameters:  # it also trains candidates
+            return cls.load(path, device=device, recipe=recipe)
+        return cls.load(path, device=device)
     if checkpoint is not None:
         raise ConfigError(f"method {name!r} is not meta-learned and takes no checkpoint")
     return cls(recipe, device=device)

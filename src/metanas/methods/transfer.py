@@ -426,6 +426,14 @@ class FisherNearest(TransferMethod, TrainingSearch):
     def _build(cls, device: str, **state) -> FisherNearest:
         return cls(device=device, **state)
 
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "cpu",
+             recipe: str = "cpu-proxy") -> FisherNearest:
+        """Read a checkpoint; candidates will be trained with ``recipe`` on ``device``."""
+        method = super().load(path, device=device)
+        method.recipe = get_recipe(recipe)
+        return method
+
     def search(self, dataset: ImageDataset, *, top: int = 10, seed: int = 0,
                budget: Budget | None = None, progress: bool = False, k: int = 3,
                cells_per_task: int = 2, radius: int = 2, population: int = 10,

@@ -66,7 +66,7 @@ class MetaD2AConfig:
     head: int = 512
     loss: str = "mse"
     target: str = "zscore"
-    pred_epochs: int = 150
+    pred_epochs: int = 80
     tasks_per_batch: int = 8
     pred_lr: float = 1e-3
     weight_decay: float = 1e-4
