@@ -205,7 +205,7 @@ def summarize(plan: dict) -> None:
 
 
 def show(report: dict) -> None:
-    console = Console()
+    console = Console(width=140)
     gh = report["checkpoint_info"].get("generator_holdout") or {}
     if gh:
         console.print("generator on the meta-training run's held-out tasks: " + ", ".join(

@@ -91,7 +91,7 @@ def main() -> None:
             f"{np.mean(r['top10_overlap']):.1f}/10",
             f"{np.mean(r['best_score_generate']):.3f} / "
             f"{np.mean(r['best_score_exhaustive']):.3f}")
-    Console().print(table)
+    Console(width=140).print(table)
     print(f"checkpoint load {load_checkpoint:.2f} s (not in search time); first exhaustive "
           "search also embeds all 15,625 cells once per loaded model")
 

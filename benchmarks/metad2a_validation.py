@@ -71,7 +71,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.name}.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
 
-    console = Console()
+    console = Console(width=140)
     table = Table(title=f"MetaD2A predictor, leave-tasks-out ({report['tasks']} tasks, "
                         f"{report['folds']} folds, {args.kb})")
     for col in ("held-out task", "fold", "cells", "Pearson", "Spearman", "Kendall",

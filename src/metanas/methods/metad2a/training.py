@@ -57,7 +57,7 @@ class MetaD2AConfig:
     beta: float = 0.005
     noise: float = 0.01
     gen_top_k: int = 5
-    gen_epochs: int = 150
+    gen_epochs: int = 100
     gen_batch: int = 32
     gen_lr: float = 1e-3
     # predictor
