@@ -109,6 +109,6 @@ def image_kb(tmp_path_factory, image_source) -> str:
 
 
 TINY = dict(hidden=16, heads=2, latent=16, gen_hidden=16, graph_hidden=16, graph_out=16,
-            head=32, images_per_class=5, pool_per_class=10, gen_epochs=20, pred_epochs=40,
+            head=32, images_per_class=5, pool_per_class=10, gen_epochs=20, pred_epochs=80,
             eval_every=10, eval_resamples=2, holdout=0.2, refit=False, pred_lr=3e-3,
             tasks_per_batch=4, gen_lr=3e-3)
