@@ -150,6 +150,8 @@ def test_meta_train_errors(image_kb, image_source, tmp_path):
         MetaD2AMethod.meta_train(None, gen_epochs=0)
     with pytest.raises(ConfigError, match="no option"):
         MetaD2AMethod.meta_train(None, restarts=3)
+    both = MetaD2AConfig.from_options({"epochs": 7, "pred_epochs": 9})  # CLI --epochs
+    assert (both.gen_epochs, both.pred_epochs) == (7, 9)
     with KnowledgeBase(image_kb, readonly=True) as kb:
         with pytest.raises(DatasetError, match="source=PATH"):  # not in the shared folder
             MetaD2AMethod.meta_train(kb, extractor=stats_extractor(), cache=False, **TINY)
@@ -170,3 +172,24 @@ def test_leave_tasks_out_validation_reports_per_task_correlations(image_kb, imag
     assert report["tasks"] == 24 and report["folds"] == 2
     assert len(report["per_task"]) == 24
     assert report["task_aware"]["spearman_mean"] > 0.3
+
+
+def test_meta_train_through_the_cli_and_registry(image_kb, image_source, tmp_path):
+    """``metanas meta-train --method metad2a`` with ``--set`` options (shipped extractor)."""
+    from typer.testing import CliRunner
+
+    from metanas.cli import app
+
+    out = tmp_path / "cli.safetensors"
+    sets = {**{k: v for k, v in TINY.items() if k not in ("gen_epochs", "pred_epochs")},
+            "epochs": 2, "holdout": 0, "source": image_source, "cache": False}
+    args = ["meta-train", "--method", "metad2a", "--kb", image_kb, "--out", str(out)]
+    for key, value in sets.items():
+        args += ["--set", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    loaded = metanas.load_method("metad2a", checkpoint=out)
+    assert loaded.config.gen_epochs == loaded.config.pred_epochs == 2
+    assert loaded.extractor.name == "metanas-smallresnet" and loaded.info["tasks"] == 24
+    assert len(loaded.search(load_dataset("digits"), top=3, candidates=10,
+                             resamples=2).candidates) == 3

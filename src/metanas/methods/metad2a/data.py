@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -192,7 +193,7 @@ def _read_cached(path: Path) -> list[torch.Tensor] | None:
 def _write_cached(path: Path, pools: list[torch.Tensor]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         save_file({f"c{i}": p.contiguous() for i, p in enumerate(pools)}, str(tmp))
         tmp.replace(path)
     except (OSError, SafetensorError):

@@ -111,11 +111,18 @@ class MetaD2AConfig:
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> MetaD2AConfig:
+        """Options by name; ``epochs`` (the CLI's ``--epochs``) sets both networks' epochs
+        unless ``gen_epochs`` / ``pred_epochs`` are given too."""
+        options = dict(options)
+        if "epochs" in options:
+            epochs = options.pop("epochs")
+            options.setdefault("gen_epochs", epochs)
+            options.setdefault("pred_epochs", epochs)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
             raise ConfigError(f"metad2a has no option(s) {', '.join(unknown)}; options: "
-                              f"{', '.join(sorted(known | {'source', 'extractor', 'cache'}))}")
+                              f"{', '.join(sorted(known | {'epochs', 'source', 'extractor', 'cache'}))}")
         return cls(**options)
 
 
