@@ -31,7 +31,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
 
 from metanas.data import ImageDataset, load_dataset
 from metanas.errors import CheckpointError, ConfigError, DatasetError, KnowledgeBaseError
@@ -44,6 +43,7 @@ from metanas.features.fisher import (
 )
 from metanas.kb.views import TARGET_METRICS, accuracy_table, top_architectures
 from metanas.methods.baselines import DEFAULT_EVALUATIONS, TrainingSearch
+from metanas.methods.checkpoints import read_checkpoint, write_checkpoint
 from metanas.methods.interface import (
     Budget,
     Candidate,
@@ -290,7 +290,6 @@ class TransferMethod(MetaLearnedMethod):
 
     # ----- persistence --------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        from safetensors.torch import save_file
 
         path = Path(path)
         tensors = {}
@@ -306,31 +305,13 @@ class TransferMethod(MetaLearnedMethod):
             "prior": json.dumps(self.prior),
             "info": json.dumps(self.info),
         }
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            save_file(tensors, str(tmp), metadata=meta)
-            tmp.replace(path)
-        except (OSError, SafetensorError) as exc:
-            tmp.unlink(missing_ok=True)
-            raise CheckpointError(f"cannot write checkpoint {path}: {exc}") from None
+        write_checkpoint(path, tensors, meta)
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "cpu") -> TransferMethod:
         """Read a checkpoint written by :meth:`save` (format and probe checked)."""
-        from safetensors import safe_open
-
         path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"{cls.name} checkpoint not found: {path}")
-        try:
-            with safe_open(str(path), framework="pt") as fh:
-                meta = fh.metadata() or {}
-                tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(f"{path} is not a valid safetensors checkpoint: {exc}") from None
-        if meta.get("format") != cls.checkpoint_format():
-            raise CheckpointError(f"{path} is not a {cls.name} checkpoint (format "
-                                  f"{meta.get('format')!r}, expected {cls.checkpoint_format()!r})")
+        tensors, meta = read_checkpoint(path, cls.checkpoint_format(), cls.name)
         try:
             config = TransferConfig(**json.loads(meta["config"]))
             if config.probe().hash != meta["probe_hash"]:

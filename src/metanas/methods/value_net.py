@@ -31,14 +31,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from metanas.data import ImageDataset
 from metanas.errors import CheckpointError, ConfigError, KnowledgeBaseError
 from metanas.features.metafeatures import FEATURE_NAMES, compute_meta_features, feature_vector
 from metanas.kb.views import TARGET_METRICS, heldout_accuracy
+from metanas.methods.checkpoints import read_checkpoint, write_checkpoint
 from metanas.methods.interface import (
     Budget,
     Candidate,
@@ -399,33 +398,13 @@ class ValueNetMethod(MetaLearnedMethod):
             "info": json.dumps(self.info),
             "n_features": str(len(self.feature_mean)),
         }
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            save_file(tensors, str(tmp), metadata=meta)
-            tmp.replace(path)
-        except (OSError, SafetensorError) as exc:
-            tmp.unlink(missing_ok=True)
-            raise CheckpointError(f"cannot write checkpoint {path}: {exc}") from None
+        write_checkpoint(path, tensors, meta)
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "cpu") -> ValueNetMethod:
         """Read a checkpoint; the network is small, so it always runs on the CPU."""
         path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"value-net checkpoint not found: {path}")
-        try:
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as fh:
-                meta = fh.metadata() or {}
-            tensors = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(f"{path} is not a valid safetensors checkpoint: {exc}") from None
-        if meta.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(
-                f"{path} is not a value-net checkpoint (format {meta.get('format')!r}, "
-                f"expected {CHECKPOINT_FORMAT!r})"
-            )
+        tensors, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "value-net")
         try:
             config = ValueNetConfig(**json.loads(meta["config"]))
             info = json.loads(meta.get("info", "{}"))

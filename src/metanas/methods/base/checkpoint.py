@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 
 from metanas.errors import CheckpointError, ConfigError, MetanasError
 from metanas.methods.base.config import BASEConfig
+from metanas.methods.checkpoints import read_checkpoint, write_checkpoint
 from metanas.supernet import Supernet, build_supernet
 from metanas.version import __version__
 
@@ -39,31 +38,14 @@ def save_checkpoint(path: str | Path, net: Supernet, config: BASEConfig, info: d
         "config": json.dumps(config.to_dict()),
         "info": json.dumps(info, default=str),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(tmp), metadata=meta)
-        tmp.replace(path)
-    except (OSError, SafetensorError) as exc:
-        tmp.unlink(missing_ok=True)
-        raise CheckpointError(f"cannot write checkpoint {path}: {exc}") from None
+    write_checkpoint(path, tensors, meta)
 
 
 def load_checkpoint(path: str | Path,
                     device: str | torch.device = "cpu") -> tuple[Supernet, BASEConfig, dict]:
     """(supernet, config, info); CheckpointError for anything that is not a BASE checkpoint."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"base checkpoint not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a valid safetensors checkpoint: {exc}") from None
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a base checkpoint (format {meta.get('format')!r}, "
-                              f"expected {CHECKPOINT_FORMAT!r})")
+    tensors, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "base")
     try:
         config = BASEConfig.from_options(json.loads(meta["config"]))
         info = json.loads(meta.get("info", "{}"))
