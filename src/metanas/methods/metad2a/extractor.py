@@ -22,11 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from metanas.errors import CheckpointError, ConfigError
+from metanas.methods.checkpoints import read_checkpoint, write_checkpoint
 from metanas.paths import assets_dir
 from metanas.version import __version__
 
@@ -216,39 +215,15 @@ def extractor_from_tensors(tensors: dict[str, torch.Tensor], config: ExtractorCo
 
 
 def save_extractor(model: SmallResNet, path: str | Path, info: dict | None = None) -> None:
-    path = Path(path)
     meta = {"format": EXTRACTOR_FORMAT, "metanas_version": __version__,
             "config": json.dumps(asdict(model.config)), "info": json.dumps(info or {})}
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        save_file(extractor_tensors(model), str(tmp), metadata=meta)
-        tmp.replace(path)
-    except (OSError, SafetensorError) as exc:
-        tmp.unlink(missing_ok=True)
-        raise CheckpointError(f"cannot write extractor {path}: {exc}") from None
-
-
-def read_safetensors(path: str | Path, what: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    """Metadata and tensors of a safetensors file, CheckpointError for anything unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{what} not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path} is not a valid safetensors {what}: {exc}") from None
-    return meta, tensors
+    write_checkpoint(path, extractor_tensors(model), meta)
 
 
 def load_extractor(path: str | Path | None = None) -> SmallResNet:
     """The shipped extractor (default) or one written by :func:`save_extractor`."""
     path = Path(path) if path is not None else assets_dir() / EXTRACTOR_ASSET
-    meta, tensors = read_safetensors(path, "MetaD2A feature extractor")
-    if meta.get("format") != EXTRACTOR_FORMAT:
-        raise CheckpointError(f"{path} is not a MetaD2A extractor (format "
-                              f"{meta.get('format')!r}, expected {EXTRACTOR_FORMAT!r})")
+    tensors, meta = read_checkpoint(path, EXTRACTOR_FORMAT, "MetaD2A feature extractor")
     try:
         config = ExtractorConfig(**json.loads(meta["config"]))
         model = extractor_from_tensors(tensors, config)

@@ -18,11 +18,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import save_file
 
 from metanas.data import ImageDataset
 from metanas.errors import CheckpointError, ConfigError
+from metanas.methods.checkpoints import read_checkpoint, write_checkpoint
 from metanas.methods.interface import (
     Budget,
     Candidate,
@@ -38,7 +37,6 @@ from metanas.methods.metad2a.extractor import (
     builtin_extractor,
     extractor_from_tensors,
     extractor_tensors,
-    read_safetensors,
 )
 from metanas.methods.metad2a.generation import generate_cells, generator_metrics
 from metanas.methods.metad2a.graph import dag_batch
@@ -280,23 +278,14 @@ class MetaD2AMethod(MetaLearnedMethod):
             "feature_dim": str(self.extractor.dim),
             "extractor": json.dumps(extractor),
         }
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            save_file(tensors, str(tmp), metadata=meta)
-            tmp.replace(path)
-        except (OSError, SafetensorError) as exc:
-            tmp.unlink(missing_ok=True)
-            raise CheckpointError(f"cannot write checkpoint {path}: {exc}") from None
+        write_checkpoint(path, tensors, meta)
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "cpu", extractor=None) -> MetaD2AMethod:
         """Read a checkpoint (the networks are small, so they run on the CPU). A checkpoint
         meta-trained with a custom feature extractor needs that ``extractor`` again."""
         path = Path(path)
-        meta, tensors = read_safetensors(path, "MetaD2A checkpoint")
-        if meta.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path} is not a MetaD2A checkpoint (format "
-                                  f"{meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
+        tensors, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "MetaD2A")
         try:
             config = MetaD2AConfig(**json.loads(meta["config"]))
             info = json.loads(meta.get("info", "{}"))
