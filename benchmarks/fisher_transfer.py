@@ -1,7 +1,7 @@
 """Does the Fisher task distance find tasks whose best cells transfer? A knowledge-base-only check.
 
     python benchmarks/fisher_transfer.py [--kb kb/tinyimagenet-v0.db]
-        [--checkpoint src/metanas/assets/nearest_best.safetensors] [--out docs/results]
+        [--checkpoint src/metanas/assets/transfer.safetensors] [--out docs/results]
 
 Uses the KB tasks' Fisher embeddings stored in a nearest-best checkpoint (no training). On the
 cells measured on every task (the KB's anchors), for each task held out in turn:
@@ -39,7 +39,7 @@ from metanas.methods.transfer import NearestBest
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kb", default="kb/tinyimagenet-v0.db")
-    ap.add_argument("--checkpoint", default="src/metanas/assets/nearest_best.safetensors")
+    ap.add_argument("--checkpoint", default="src/metanas/assets/transfer.safetensors")
     ap.add_argument("--out", default="docs/results")
     args = ap.parse_args()
 

@@ -92,17 +92,17 @@ METHODS: dict[str, MethodSpec] = {
             "nearest by Fisher distance",
             "trains candidates until the seconds or evaluations run out (default 10 "
             "evaluations); the Fisher embedding's time counts towards the seconds",
-            checkpoint="fisher_nearest.safetensors",
+            checkpoint="transfer.safetensors",
         ),
         MethodSpec(
             "nearest-best", "metanas.methods.transfer:NearestBest",
             "best measured cell of the KB task nearest by Fisher distance (meta-learned)",
-            "none: embeds the task (seconds), no training", checkpoint="nearest_best.safetensors",
+            "none: embeds the task (seconds), no training", checkpoint="transfer.safetensors",
         ),
         MethodSpec(
             "global-prior", "metanas.methods.transfer:GlobalPrior",
             "the cell best on average over the KB (meta-learned; ignores the task)",
-            "none: a lookup, no training", checkpoint="global_prior.safetensors",
+            "none: a lookup, no training", checkpoint="transfer.safetensors",
         ),
     )
 }

@@ -15,9 +15,10 @@ Fisher information (:mod:`metanas.features.fisher`).
 * ``global-prior`` hands out the cell best on average over the KB (highest shrunken mean
   per-task z-score among cells measured on at least ``min_tasks`` tasks; no task input).
 
-A checkpoint ("metanas.<name>/1", safetensors) holds the config, the probe config and its hash,
-every KB task's top cells (JSON metadata) and, for the Fisher methods, the square roots of the
-tasks' embeddings (float16 tensor ``sqrt_fisher``, one row per task).
+The three share one checkpoint format ("metanas.transfer/1", safetensors): the config, the probe
+config and its hash, every KB task's top cells (JSON metadata), the global prior and, when
+meta-trained by a Fisher method, the square roots of the tasks' embeddings (float16 tensor
+``sqrt_fisher``, one row per task). So one shipped file serves all three methods.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from metanas.version import __version__
 
 __all__ = ["FisherNearest", "GlobalPrior", "NearestBest", "TransferConfig", "TransferMethod"]
 
-FORMAT_VERSION = 1
+CHECKPOINT_FORMAT = "metanas.transfer/1"
 SOURCE_SUFFIXES = (".zip", ".npz", "")
 
 
@@ -225,10 +226,6 @@ class TransferMethod(MetaLearnedMethod):
         self.prior = prior
         self.info = info
 
-    @classmethod
-    def checkpoint_format(cls) -> str:
-        return f"metanas.{cls.name}/{FORMAT_VERSION}"
-
     # ----- meta-training ------------------------------------------------------------------
     @classmethod
     def meta_train(cls, kb, *, source: str | Path | None = None, cache: bool = True,
@@ -296,7 +293,8 @@ class TransferMethod(MetaLearnedMethod):
         if self.sqrt_fisher is not None:
             tensors["sqrt_fisher"] = torch.as_tensor(self.sqrt_fisher.astype(np.float16))
         meta = {
-            "format": self.checkpoint_format(),
+            "format": CHECKPOINT_FORMAT,
+            "method": self.name,
             "metanas_version": __version__,
             "config": json.dumps(asdict(self.config)),
             "probe": json.dumps(asdict(self.probe)),
@@ -311,7 +309,7 @@ class TransferMethod(MetaLearnedMethod):
     def load(cls, path: str | Path, *, device: str = "cpu") -> TransferMethod:
         """Read a checkpoint written by :meth:`save` (format and probe checked)."""
         path = Path(path)
-        tensors, meta = read_checkpoint(path, cls.checkpoint_format(), cls.name)
+        tensors, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "transfer-method")
         try:
             config = TransferConfig(**json.loads(meta["config"]))
             if config.probe().hash != meta["probe_hash"]:
@@ -325,7 +323,10 @@ class TransferMethod(MetaLearnedMethod):
         sqrt_fisher = None
         if cls.needs_embeddings:
             if "sqrt_fisher" not in tensors:
-                raise CheckpointError(f"{path}: {cls.name} checkpoint has no embeddings")
+                raise CheckpointError(
+                    f"{path} holds no Fisher task embeddings (meta-trained as "
+                    f"{meta.get('method', '?')}); {cls.name} needs a checkpoint meta-trained "
+                    "by fisher-nearest or nearest-best")
             sqrt_fisher = tensors["sqrt_fisher"].float().numpy()
             net = probe_network(config.probe(), 2)
             dim = sum(p.numel() for k, p in net.named_parameters()
