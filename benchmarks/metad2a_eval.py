@@ -56,18 +56,6 @@ def _train(job: tuple[str, str, int, int, str]) -> dict:
             "val_acc": res.val_acc, "seconds": res.seconds}
 
 
-def random_cells(n: int, seed: int):
-    from metanas.spaces.nb201 import NB201Arch
-
-    rng = np.random.default_rng(seed)
-    out: list[NB201Arch] = []
-    while len(out) < n:
-        a = NB201Arch.sample(rng)
-        if a.is_connected and a.canonical_form not in {b.canonical_form for b in out}:
-            out.append(a)
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default=None, help="default: the shipped checkpoint")
@@ -123,7 +111,7 @@ def main() -> None:
         forms = [a.canonical_form for a in generated]
         vn = value_net.search(ds, top=1, seed=0)
         picks = [("metad2a", a) for a in gen_cells[: args.top]]
-        picks += [("random", a.to_string()) for a in random_cells(args.random, 0)]
+        picks += [("random", a.to_string()) for a in NB201Arch.sample_distinct(args.random, 0)]
         picks.append(("value-net", vn.architecture))
         predicted = method.score_cells(ds, [NB201Arch.from_string(a) for _, a in picks],
                                        seed=0, resamples=args.resamples)

@@ -27,16 +27,6 @@ from metanas.tasks import make_task
 from metanas.training import train_architecture
 
 
-def random_cells(n: int, seed: int) -> list[NB201Arch]:
-    rng = np.random.default_rng(seed)
-    out: list[NB201Arch] = []
-    while len(out) < n:
-        a = NB201Arch.sample(rng)
-        if a.is_connected and a.canonical_form not in {b.canonical_form for b in out}:
-            out.append(a)
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--random", type=int, default=5)
@@ -58,7 +48,7 @@ def main() -> None:
         task = make_task(ds, resolution=proxy_resolution(max(ds.image_size)),
                          max_train_per_class=args.cap, seed=0)
         cells = [("value-net", pick)] + [(f"random {i}", a)
-                                         for i, a in enumerate(random_cells(args.random, 0))]
+                                         for i, a in enumerate(NB201Arch.sample_distinct(args.random, 0))]
         rows = []
         for label, arch in cells:
             accs = [train_architecture(arch, task, args.recipe, seed=s).test_acc for s in seeds]

@@ -519,3 +519,14 @@ def test_canonical_forms_of_known_cells() -> None:
         "avg_pool_3x3(nor_conv_3x3(x))+nor_conv_3x3(nor_conv_3x3(x))+nor_conv_3x3(x)+x"
     )
     assert genotype.NB201Arch.from_ops([SKIP] * 6).canonical_form == "+".join(["x"] * 4)
+
+
+def test_sample_distinct_gives_distinct_connected_cells_and_is_seeded():
+    cells = NB201Arch.sample_distinct(50, 3)
+    assert len({a.canonical_form for a in cells}) == 50
+    assert all(a.is_connected for a in cells)
+    assert cells == NB201Arch.sample_distinct(50, 3)
+    # a start list is kept, a proposal that runs dry falls back to uniform samples
+    start = [NB201Arch.from_string(EXAMPLE)]
+    more = NB201Arch.sample_distinct(5, 0, start=start, propose=lambda: start[0])
+    assert more[0] == start[0] and len({a.canonical_form for a in more}) == 5

@@ -116,7 +116,7 @@ class BuildPlan:
 
     def anchor_archs(self) -> list[NB201Arch]:
         out = [NB201Arch.from_string(s) for s in REFERENCE_CELLS][: self.anchors]
-        return _unique_connected(np.random.default_rng([self.seed, 2]), self.anchors, out)
+        return NB201Arch.sample_distinct(self.anchors, np.random.default_rng([self.seed, 2]), start=out)
 
     def task_archs(self, index: int, anchors: list[NB201Arch]) -> list[NB201Arch]:
         rng = np.random.default_rng([self.seed, 3, index])
@@ -128,27 +128,8 @@ class BuildPlan:
                 parent = elite[int(rng.integers(len(elite)))]
                 return parent.mutate(rng, edges=int(rng.integers(1, 3)))
 
-            out = _unique_connected(rng, len(out) + self.elite_per_task, out, near_elite)
-        return _unique_connected(rng, self.archs_per_task, out)
-
-
-def _unique_connected(
-    rng: np.random.Generator, n: int, start: list[NB201Arch],
-    propose: Callable[[], NB201Arch] | None = None,
-) -> list[NB201Arch]:
-    """Extend ``start`` with proposed (default: uniformly random) cells until n functionally
-    distinct, connected cells."""
-    out = list(start)
-    seen = {a.canonical_form for a in out}
-    attempts = 0
-    while len(out) < n:
-        attempts += 1
-        use_random = propose is None or attempts > 200 * n  # a tiny elite neighbourhood ran dry
-        arch = NB201Arch.sample(rng) if use_random else propose()
-        if arch.is_connected and arch.canonical_form not in seen:
-            seen.add(arch.canonical_form)
-            out.append(arch)
-    return out
+            out = NB201Arch.sample_distinct(len(out) + self.elite_per_task, rng, start=out, propose=near_elite)
+        return NB201Arch.sample_distinct(self.archs_per_task, rng, start=out)
 
 
 @dataclass

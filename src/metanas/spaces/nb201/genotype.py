@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -136,6 +136,27 @@ class NB201Arch:
     def sample(cls, seed: int | np.random.Generator | None = None) -> NB201Arch:
         """Uniformly random cell."""
         return cls(tuple(int(i) for i in _rng(seed).integers(0, NUM_OPS, NUM_EDGES)))
+
+    @classmethod
+    def sample_distinct(
+        cls, n: int, seed: int | np.random.Generator | None = None, *,
+        start: Iterable[NB201Arch] = (), propose: Callable[[], NB201Arch] | None = None,
+    ) -> list[NB201Arch]:
+        """``start`` extended to ``n`` functionally distinct, connected cells: proposals come
+        from ``propose`` (default: :meth:`sample`); after 200 x n proposals without reaching
+        n (a small neighbourhood ran dry) uniform samples fill the rest."""
+        rng = _rng(seed)
+        out = list(start)
+        seen = {a.canonical_form for a in out}
+        attempts = 0
+        while len(out) < n:
+            attempts += 1
+            use_random = propose is None or attempts > 200 * n
+            arch = cls.sample(rng) if use_random else propose()
+            if arch.is_connected and arch.canonical_form not in seen:
+                seen.add(arch.canonical_form)
+                out.append(arch)
+        return out
 
     @classmethod
     def enumerate_all(cls) -> Iterator[NB201Arch]:
