@@ -59,6 +59,13 @@ METHODS: dict[str, MethodSpec] = {
             learns_from="images",
         ),
         MethodSpec(
+            "base-prior", "metanas.methods.base:BASEPriorMethod",
+            "BASE's multi-task prior (meta-learned): the cell derived from the meta-learned "
+            "architecture distribution, without adapting to the dataset",
+            "none: derives without adaptation or training", checkpoint="base_nb201.safetensors",
+            learns_from="images",
+        ),
+        MethodSpec(
             "darts", "metanas.methods.gradient_nas:DARTSSearch",
             "first-order DARTS on the NB201 supernet from scratch (bilevel, softmax mixing)",
             "search steps (default 100, --set steps=N) capped by the seconds; evaluations do "

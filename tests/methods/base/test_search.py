@@ -78,6 +78,16 @@ def test_prior_mode_derives_without_training(tiny_checkpoint, digits) -> None:
     expected = rank_nb201(method.supernet.probabilities()["cell"], 1)[0][0]
     assert result.architecture == expected.to_string()
     assert result.timings["adapt_seconds"] == 0.0
+    # the same pick as a method of its own (the bench's base-prior), which takes no budget
+    prior = api.search(digits, method="base-prior", checkpoint=tiny_checkpoint, top=3)
+    assert prior.method == "base-prior"
+    assert [c.arch for c in prior.candidates] == [c.arch for c in result.candidates]
+    with pytest.raises(ConfigError, match="no --budget"):
+        api.search(digits, method="base-prior", checkpoint=tiny_checkpoint,
+                   budget=Budget(seconds=5))
+    with pytest.raises(ConfigError, match="no option"):
+        api.search(digits, method="base-prior", checkpoint=tiny_checkpoint,
+                   options={"adapt_steps": 3})
 
 
 def test_search_options_and_budget(tiny_checkpoint, digits) -> None:

@@ -318,3 +318,21 @@ class BASEMethod(MetaLearnedMethod):
         return SearchResult(method=self.name, dataset=dataset.name, candidates=candidates,
                             search_seconds=t_end - t0, space=self.supernet.space,
                             timings=timings, details=details)
+
+
+class BASEPriorMethod(BASEMethod):
+    """BASE's multi-task prior: the cell derived from the meta-learned architecture
+    distribution without adapting to the dataset (``base --mode prior`` as a method of its
+    own, so the bench and ``metanas methods`` list it with its own budget semantics)."""
+
+    name = "base-prior"
+
+    def search(self, dataset: ImageDataset, *, top: int = 10, seed: int = 0,
+               budget: Budget | None = None, progress: bool = False,
+               space: str | None = None) -> SearchResult:
+        if budget is not None:
+            raise ConfigError("base-prior derives the cell without adaptation: it takes no "
+                              "--budget or --budget-evals (use --method base for adaptation)")
+        return super().search(dataset, top=top, seed=seed, progress=progress, mode="prior",
+                              space=space)
+
