@@ -176,3 +176,25 @@ def test_budget_semantics_come_from_the_registry():
     assert accepts_budget(METHODS["fisher-nearest"])
     assert not accepts_budget(METHODS["global-prior"])
     assert not accepts_budget(METHODS["nearest-best"])
+
+
+def test_cell_keys_follow_the_checkpoint_actually_used(tmp_path):
+    """A re-trained checkpoint, shipped or given, recomputes that method's cells only."""
+    import shutil
+
+    from metanas.bench import BenchPlan
+    from metanas.methods.registry import default_checkpoint
+
+    def keys(**kw):
+        plan = BenchPlan.build(config(tmp_path / "out", **kw))
+        return {c.method: c.key for c in plan.cells}
+
+    shipped = keys()
+    copy = tmp_path / "same.safetensors"
+    shutil.copy(default_checkpoint("value-net"), copy)
+    assert keys(checkpoints={"value-net": str(copy)}) == shipped  # same bytes, same cells
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(copy.read_bytes() + b"\0")
+    changed = keys(checkpoints={"value-net": str(other)})
+    assert changed["value-net"] != shipped["value-net"]
+    assert changed["random"] == shipped["random"]

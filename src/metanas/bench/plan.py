@@ -19,7 +19,7 @@ from metanas.bench.lookup import Lookup, parse_lookup
 from metanas.data import ImageDataset, load_dataset
 from metanas.errors import ConfigError
 from metanas.methods.interface import Budget
-from metanas.methods.registry import MethodSpec, get_method
+from metanas.methods.registry import MethodSpec, default_checkpoint, get_method
 from metanas.training import get_recipe, resolve_device
 
 __all__ = ["BenchConfig", "BenchPlan", "Cell", "accepts_budget"]
@@ -132,6 +132,8 @@ class BenchPlan:
         """Everything that changes a cell's numbers; a rerun with other arguments recomputes
         exactly the cells they affect (a new --budget leaves budget-free methods alone)."""
         checkpoint = self.config.checkpoints.get(method)
+        if checkpoint is None and self.specs[method].meta_learned:
+            checkpoint = default_checkpoint(method)  # a re-trained shipped one counts too
         budget = self.budget_for(method)
         blob = json.dumps({
             "dataset": dataset,
@@ -141,7 +143,8 @@ class BenchPlan:
             "budget": None if budget is None else budget.describe(),
             "recipe": recipe_hash,
             "max_train_per_class": self.config.max_train_per_class,
-            "checkpoint": _file_hash(checkpoint) if checkpoint else None,
+            "checkpoint": _file_hash(checkpoint) if checkpoint and Path(checkpoint).is_file()
+            else None,
             "options": self.config.options.get(method, {}),
             "top": self.config.top,
         }, sort_keys=True, default=str)
