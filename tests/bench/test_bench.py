@@ -198,3 +198,18 @@ def test_cell_keys_follow_the_checkpoint_actually_used(tmp_path):
     changed = keys(checkpoints={"value-net": str(other)})
     assert changed["value-net"] != shipped["value-net"]
     assert changed["random"] == shipped["random"]
+
+
+def test_cell_keys_do_not_depend_on_how_the_dataset_path_is_spelled(tmp_path, monkeypatch):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.integers(0, 255, (40, 8, 8), dtype=np.uint8),
+             y=np.arange(40) % 4)
+    monkeypatch.chdir(tmp_path)
+    from metanas.bench import BenchPlan
+
+    a = BenchPlan.build(config(tmp_path / "out", datasets=["d.npz"]))
+    b = BenchPlan.build(config(tmp_path / "out", datasets=[str(tmp_path / "d.npz")]))
+    assert [c.key for c in a.cells] == [c.key for c in b.cells]
+    assert {c.file_name for c in a.cells} == {c.file_name for c in b.cells}

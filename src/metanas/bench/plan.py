@@ -130,13 +130,13 @@ class BenchPlan:
 
     def cell_key(self, dataset: str, method: str, seed: int, recipe_hash: str) -> str:
         """Everything that changes a cell's numbers; a rerun with other arguments recomputes
-        exactly the cells they affect (a new --budget leaves budget-free methods alone)."""
+        exactly the cells they affect (a new --budget leaves budget-free methods alone; the
+        same dataset reached by another path is the same dataset)."""
         checkpoint = self.config.checkpoints.get(method)
         if checkpoint is None and self.specs[method].meta_learned:
             checkpoint = default_checkpoint(method)  # a re-trained shipped one counts too
         budget = self.budget_for(method)
-        blob = json.dumps({
-            "dataset": dataset,
+        blob = json.dumps({  # the content fingerprint, not the path
             "fingerprint": self.datasets[dataset].fingerprint,
             "method": method,
             "seed": seed,
