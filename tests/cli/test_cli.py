@@ -156,3 +156,15 @@ def test_unwritable_outputs_fail_before_any_work_and_leave_no_files(tmp_path):
         assert res.exit_code == 2, (args, res.output)
         assert needle in res.output and "Traceback" not in res.output
     assert [p.name for p in tmp_path.iterdir()] == ["a-file"]  # no temp or partial files
+
+
+@pytest.mark.parametrize("method", ["value-net", "metad2a", "base", "global-prior"])
+def test_meta_train_unknown_option_is_a_one_line_error(method, tmp_path):
+    args = ["meta-train", "--method", method, "--out", str(tmp_path / "m.safetensors"),
+            "--set", "bogus_option=1"]
+    if method != "base":
+        args += ["--kb", "default"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert "bogus_option" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "m.safetensors").exists()

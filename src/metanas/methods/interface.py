@@ -9,11 +9,24 @@ from __future__ import annotations
 
 import abc
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
 from metanas.data import ImageDataset
+from metanas.errors import ConfigError
+
+
+def config_from_options(cls: type, options: dict[str, Any], what: str, *,
+                        also: tuple[str, ...] = ()) -> Any:
+    """``cls(**options)`` for a method's config dataclass, with a one-line error naming the
+    unknown options and the known ones (``also``: options the caller takes itself)."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"{what} has no option(s) {', '.join(unknown)}; its options: "
+                          f"{', '.join(sorted(known | set(also)))}")
+    return cls(**options)
 
 
 def proxy_resolution(side: int, options: tuple[int, ...] | list[int] = (16, 32)) -> int:

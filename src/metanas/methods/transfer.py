@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -50,6 +50,7 @@ from metanas.methods.interface import (
     Candidate,
     MetaLearnedMethod,
     SearchResult,
+    config_from_options,
     proxy_resolution,
 )
 from metanas.paths import shared_datasets_dir
@@ -104,11 +105,8 @@ class TransferConfig:
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> TransferConfig:
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise ConfigError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(known)}")
-        return cls(**options)
+        return config_from_options(cls, options, "the transfer methods",
+                                   also=("source", "cache"))
 
 
 @dataclass

@@ -43,6 +43,7 @@ from metanas.methods.interface import (
     Candidate,
     MetaLearnedMethod,
     SearchResult,
+    config_from_options,
     proxy_resolution,
 )
 from metanas.spaces.nb201 import NUM_EDGES, NUM_OPS, SPACE_SIZE, NB201Arch
@@ -213,7 +214,7 @@ class ValueNetMethod(MetaLearnedMethod):
     # ----- meta-training ------------------------------------------------------------------
     @classmethod
     def meta_train(cls, kb, *, progress: bool = False, **options) -> ValueNetMethod:
-        config = ValueNetConfig(**options)
+        config = config_from_options(ValueNetConfig, options, "value-net")
         data = load_training_data(kb, config)
         return cls.fit(data, config, progress=progress)
 
@@ -453,7 +454,7 @@ def cross_validate(kb, *, folds: int = 5, progress: bool = False, **options) -> 
     """
     from scipy import stats
 
-    config = ValueNetConfig(**options)
+    config = config_from_options(ValueNetConfig, options, "value-net")
     if folds < 2:
         raise ConfigError(f"folds must be >= 2, got {folds}")
     data = load_training_data(kb, config)

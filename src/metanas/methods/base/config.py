@@ -4,11 +4,12 @@ defaults adaptation uses at search time. Stored in every checkpoint."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from metanas.errors import ConfigError
 from metanas.methods.base.inner import InnerConfig
+from metanas.methods.interface import config_from_options
 from metanas.supernet import TemperatureSchedule
 
 
@@ -74,12 +75,7 @@ class BASEConfig:
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> BASEConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(f"base has no option(s) {', '.join(unknown)}; its options: "
-                              f"{', '.join(sorted(known))}")
-        return cls(**options)
+        return config_from_options(cls, options, "base")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -23,7 +23,7 @@ import copy
 import math
 import time
 import warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ from torch import nn
 
 from metanas.errors import ConfigError, KnowledgeBaseError
 from metanas.kb.views import TARGET_METRICS, accuracy_table
+from metanas.methods.interface import config_from_options
 from metanas.methods.metad2a.data import kb_task_pools, sample_sets
 from metanas.methods.metad2a.extractor import FeatureExtractor
 from metanas.methods.metad2a.graph import dag_batch, fixed_adjacency
@@ -118,12 +119,8 @@ class MetaD2AConfig:
             epochs = options.pop("epochs")
             options.setdefault("gen_epochs", epochs)
             options.setdefault("pred_epochs", epochs)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(f"metad2a has no option(s) {', '.join(unknown)}; options: "
-                              f"{', '.join(sorted(known | {'epochs', 'source', 'extractor', 'cache'}))}")
-        return cls(**options)
+        return config_from_options(cls, options, "metad2a",
+                                   also=("epochs", "source", "extractor", "cache"))
 
 
 @dataclass
