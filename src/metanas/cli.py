@@ -473,6 +473,9 @@ def kb_build(
                                                    "(mean per-task z-score) are the elite.")
                           ] = None,
     elite_top: Annotated[int, typer.Option(help="How many of its best cells.")] = 20,
+    batch_archs: Annotated[int, typer.Option(help="Train up to this many architectures of a "
+                                             "task at once as one grouped model (for a GPU; "
+                                             "slower on a CPU).")] = 1,
 ) -> None:
     """Sample tasks x architectures, train them, store the results (resumable)."""
     from metanas.features.metafeatures import compute_meta_features
@@ -501,7 +504,7 @@ def kb_build(
     with _writable_kb(kb) as store:
         report = build_kb(store, plan, workers=workers, executor=executor, device=device,
                           limit=limit, progress=True, describe=compute_meta_features,
-                          ray_address=ray_address)
+                          ray_address=ray_address, batch=batch_archs)
     out.print_json(data=report.to_dict())
     if report.failed:
         raise typer.Exit(1)

@@ -28,7 +28,7 @@ def test_build_stats_export_and_resume(tmp_path):
     with KnowledgeBase(db, readonly=True) as kb:
         assert kb.counts()["evaluations"] == 2
         assert all(t["meta_features"] for t in kb.tasks())
-    res = runner.invoke(app, [*BUILD, "--kb", str(db)])
+    res = runner.invoke(app, [*BUILD, "--kb", str(db), "--batch-archs", "3"])  # resume batched
     assert res.exit_code == 0, res.output
     report = json.loads(res.output[res.output.index("{"):])
     assert report["already_done"] == 2 and report["trained"] == 4
@@ -36,6 +36,7 @@ def test_build_stats_export_and_resume(tmp_path):
         rows = kb.evaluations()
         assert len(rows) == 6
         assert len({(r["task_key"], r["arch"], r["seed"]) for r in rows}) == 6
+        assert sum(bool(r["extra"] and r["extra"].get("batched")) for r in rows) == 4
         assert sum(r["val_acc"] for r in rows) / len(rows) > 0.4  # 4-way: chance 0.25
     res = runner.invoke(app, ["kb", "stats", str(db), "--json"])
     assert res.exit_code == 0 and json.loads(res.output)["counts"]["evaluations"] == 6

@@ -47,3 +47,39 @@ def test_interrupted_process_build_does_not_run_the_rest_of_the_queue(monkeypatc
     start = time.perf_counter()
     results.close()
     assert time.perf_counter() - start < 6.0  # the running job (+1 queued), not all 11
+
+
+def test_make_batches_groups_a_tasks_evaluations_per_seed():
+    jobs = [build.Job("digits", {}, key, f"arch{i}", "cpu-tiny", seed)
+            for key in ("t1", "t2") for i in range(5) for seed in (0, 1)]
+    assert build.make_batches(jobs, 1) == jobs
+    batches = build.make_batches(jobs, 2)
+    assert sorted((j for b in batches for j in b.jobs), key=repr) == sorted(jobs, key=repr)
+    for b in batches:
+        assert 1 <= len(b.jobs) <= 2
+        assert len({(j.task_key, j.seed) for j in b.jobs}) == 1
+    assert len(batches) == 2 * 2 * 3  # 5 cells per (task, seed) -> 2 + 2 + 1
+
+
+@pytest.mark.slow
+def test_batched_build_matches_one_at_a_time_and_resumes_without_duplicates(tmp_path):
+    plan = BuildPlan(**{**BASE, "tasks": 2, "archs_per_task": 4, "recipe": "cpu-tiny[epochs=1]"})
+    with KnowledgeBase(tmp_path / "single.db") as kb:
+        build_kb(kb, plan, executor="local", progress=False)
+        single = {(e["task_key"], e["arch"]): e for e in kb.evaluations()}
+    with KnowledgeBase(tmp_path / "batched.db") as kb:
+        first = build_kb(kb, plan, executor="local", progress=False, batch=3, limit=3)
+        assert first.trained == 3
+        rest = build_kb(kb, plan, executor="process", workers=1, progress=False, batch=3)
+        assert rest.already_done == 3 and rest.trained == 5 and rest.failed == 0
+        rows = kb.evaluations()
+        n_val = {e["task_key"]: kb.task(e["task_key"])["n_val"] for e in rows}
+    assert len(rows) == 8 and {(e["task_key"], e["arch"]) for e in rows} == set(single)
+    for e in rows:
+        assert e["extra"] and e["extra"]["batched"] in (1, 2, 3)
+        ref = single[(e["task_key"], e["arch"])]
+        assert ref["extra"] in (None, {})
+        # float rounding only: a sample or two of the validation split
+        assert abs(e["val_acc"] - ref["val_acc"]) <= 2 / n_val[e["task_key"]] + 1e-9
+    with pytest.raises(ConfigError, match="--batch-archs"):
+        build_kb(KnowledgeBase(tmp_path / "x.db"), plan, executor="local", batch=0)

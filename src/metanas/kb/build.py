@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from metanas.spaces.nb201 import NB201Arch
 from metanas.tasks import Task, TaskSpec, make_task
 from metanas.tasks.task import MAX_RESOLUTION, MIN_RESOLUTION
 from metanas.training import get_recipe, resolve_device, train_architecture
+from metanas.training.batched import train_architectures_batched
 
 REFERENCE_CELLS = (
     # NB201's best CIFAR-10 cell and a ResNet-like cell: known-good regions every task covers.
@@ -145,6 +147,31 @@ class Job:
     device: str = "cpu"
 
 
+@dataclass(frozen=True)
+class Batch:
+    """Evaluations of one task, seed, recipe and device trained at once as one grouped model
+    (:func:`~metanas.training.batched.train_architectures_batched`); each is still stored as
+    its own evaluation."""
+
+    jobs: tuple[Job, ...]
+
+    @property
+    def device(self) -> str:
+        return self.jobs[0].device
+
+
+def make_batches(jobs: list[Job], size: int) -> list[Job | Batch]:
+    """Jobs grouped by (task, seed) in plan order, in batches of at most ``size``; ``size`` 1
+    keeps the jobs as they are (the one-at-a-time trainer)."""
+    if size <= 1:
+        return list(jobs)
+    groups: dict[tuple, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault((job.task_key, job.seed, job.recipe, job.device), []).append(job)
+    return [Batch(tuple(group[i : i + size])) for group in groups.values()
+            for i in range(0, len(group), size)]
+
+
 @dataclass
 class BuildReport:
     planned: int = 0
@@ -203,18 +230,26 @@ def _cached_task(source: str, spec: dict) -> Task:
     return task
 
 
-def run_job(job: Job) -> dict:
-    """Train one (task, architecture, seed); runs in a worker process or inline."""
+def run_job(job: Job | Batch) -> dict | list[dict]:
+    """Train one (task, architecture, seed), or a batch of them at once (one result each, in
+    order); runs in a worker process or inline."""
+    if isinstance(job, Batch):
+        first = job.jobs[0]
+        task = _cached_task(first.source, first.spec)
+        results = train_architectures_batched([j.arch for j in job.jobs], task, first.recipe,
+                                              seed=first.seed, device=first.device)
+        return [r.to_dict() for r in results]
     task = _cached_task(job.source, job.spec)
     result = train_architecture(job.arch, task, job.recipe, seed=job.seed, device=job.device)
     return result.to_dict()
 
 
-_RUN_JOB: Callable[[Job], dict] = run_job
+_RUN_JOB: Callable[[Job | Batch], dict | list[dict]] = run_job
 """The job function the executors call; tests swap it to inject failures."""
 
 
-def _ray_job(fn: Callable[[Job], dict], job: Job) -> dict:
+def _ray_job(fn: Callable[[Job | Batch], dict | list[dict]], job: Job | Batch
+             ) -> dict | list[dict]:
     """Body of a Ray task: one torch thread per task (each task holds one CPU)."""
     import torch
 
@@ -285,7 +320,9 @@ def plan_jobs(
     return jobs, already
 
 
-def _store(kb: KnowledgeBase, job: Job, result: dict, task_ids: dict[str, int]) -> bool:
+def _store(kb: KnowledgeBase, job: Job, result: dict, task_ids: dict[str, int],
+           batched: int | None = None) -> bool:
+    """``batched``: the size of the batch it was trained in (None: trained on its own)."""
     recipe = get_recipe(job.recipe)
     if job.task_key not in task_ids:
         task_ids[job.task_key] = kb.task(job.task_key)["id"]
@@ -304,6 +341,7 @@ def _store(kb: KnowledgeBase, job: Job, result: dict, task_ids: dict[str, int]) 
         recipe_config=recipe.config(),
         seconds=result["seconds"],
         device=result["device"],
+        extra={"batched": batched} if batched else None,
     )
 
 
@@ -319,6 +357,7 @@ def build_kb(
     limit: int | None = None,
     describe: TaskDescriber | None = None,
     ray_address: str | None = None,
+    batch: int = 1,
 ) -> BuildReport:
     """Run (or resume) ``plan`` into ``kb``; see the module docstring for the guarantees.
 
@@ -326,6 +365,11 @@ def build_kb(
     CPUs; an address ("auto", "ray://host:10001") joins an existing cluster, whose nodes need
     metanas installed and ``plan.source`` readable; either way at most 2 x ``workers``
     evaluations are submitted at a time.
+
+    ``batch`` > 1 trains up to that many architectures of a task at once as one grouped model
+    (a GPU stays busy; on a CPU it is slower than one at a time, see docs/knowledge_base.md);
+    each evaluation is stored on its own, marked ``extra.batched``. A failed batch fails each
+    of its evaluations, which a rerun trains again.
     """
     if executor not in ("local", "process", "ray"):
         raise ConfigError(f"--executor must be local, process or ray, got {executor!r}")
@@ -335,6 +379,8 @@ def build_kb(
         raise ConfigError("--workers must be >= 1")
     if limit is not None and limit < 0:
         raise ConfigError("--limit must be >= 0")
+    if batch < 1:
+        raise ConfigError(f"--batch-archs must be >= 1, got {batch}")
     if executor != "ray":  # a Ray cluster may have devices this machine lacks
         resolve_device(device)  # fail now rather than once per evaluation
     start = time.perf_counter()
@@ -353,26 +399,35 @@ def build_kb(
         report = BuildReport(planned=len(jobs) + already, already_done=already)
         task_ids: dict[str, int] = {}
         train_task = bar.add("train", len(jobs))
-        results = _execute(jobs, workers, executor, max_retries, report, ray_address)
-        for job, result, error in results:
-            if error is not None:
-                report.failed += 1
-                report.errors.append(f"{job.task_key[:12]} {job.arch}: {error}")
-            elif _store(kb, job, result, task_ids):
-                report.trained += 1
-            bar.advance(train_task)
+        units = make_batches(jobs, batch)
+        results = _execute(units, workers, executor, max_retries, report, ray_address)
+        for unit, result, error in results:
+            for job, res in _per_evaluation(unit, result):
+                if error is not None:
+                    report.failed += 1
+                    report.errors.append(f"{job.task_key[:12]} {job.arch}: {error}")
+                elif _store(kb, job, res, task_ids, batched=len(unit.jobs)
+                            if isinstance(unit, Batch) else None):
+                    report.trained += 1
+                bar.advance(train_task)
     report.seconds = time.perf_counter() - start
     return report
 
 
+def _per_evaluation(unit: Job | Batch, result) -> list[tuple[Job, dict | None]]:
+    if isinstance(unit, Batch):
+        return list(zip(unit.jobs, result or [None] * len(unit.jobs), strict=True))
+    return [(unit, result)]
+
+
 def _execute(
-    jobs: list[Job],
+    jobs: list[Job | Batch],
     workers: int,
     executor: str,
     max_retries: int,
     report: BuildReport,
     ray_address: str | None = None,
-) -> Iterator[tuple[Job, dict | None, str | None]]:
+) -> Iterator[tuple[Job | Batch, Any, str | None]]:
     """Yield (job, result, error) as jobs finish, each job once; a job whose worker died is
     retried up to ``max_retries`` times, then reported as an error."""
     if executor == "local":
@@ -382,7 +437,7 @@ def _execute(
     return _execute_process(jobs, workers, max_retries, report)
 
 
-def _execute_local(jobs: list[Job]) -> Iterator[tuple[Job, dict | None, str | None]]:
+def _execute_local(jobs: list[Job | Batch]) -> Iterator[tuple[Job | Batch, Any, str | None]]:
     for job in jobs:
         try:
             yield job, _RUN_JOB(job), None
@@ -391,8 +446,8 @@ def _execute_local(jobs: list[Job]) -> Iterator[tuple[Job, dict | None, str | No
 
 
 def _execute_process(
-    jobs: list[Job], workers: int, max_retries: int, report: BuildReport
-) -> Iterator[tuple[Job, dict | None, str | None]]:
+    jobs: list[Job | Batch], workers: int, max_retries: int, report: BuildReport
+) -> Iterator[tuple[Job | Batch, Any, str | None]]:
     """A spawned process pool; a crashed pool is rebuilt and its unfinished jobs retried."""
     threads = _threads_per_worker(workers)
     pending = list(jobs)
@@ -451,8 +506,8 @@ def _ray_session(workers: int, address: str | None) -> Iterator:
 
 
 def _execute_ray(
-    jobs: list[Job], workers: int, max_retries: int, address: str | None
-) -> Iterator[tuple[Job, dict | None, str | None]]:
+    jobs: list[Job | Batch], workers: int, max_retries: int, address: str | None
+) -> Iterator[tuple[Job | Batch, Any, str | None]]:
     """One Ray task per job, at most 2 x ``workers`` submitted at a time. Ray reruns a task
     whose worker (or node) died, up to ``max_retries`` times; an exception raised by the job
     itself is not retried. Results come back to this process in completion order."""
