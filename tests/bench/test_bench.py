@@ -213,3 +213,40 @@ def test_cell_keys_do_not_depend_on_how_the_dataset_path_is_spelled(tmp_path, mo
     b = BenchPlan.build(config(tmp_path / "out", datasets=[str(tmp_path / "d.npz")]))
     assert [c.key for c in a.cells] == [c.key for c in b.cells]
     assert {c.file_name for c in a.cells} == {c.file_name for c in b.cells}
+
+
+def _small_npz(path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.savez(path, x=rng.integers(0, 255, (80, 8, 8), dtype=np.uint8), y=np.arange(80) % 4)
+
+
+def test_the_same_dataset_under_two_spellings_is_refused(tmp_path, monkeypatch):
+    """Cells are keyed by content: two spellings of one file would share every cell file."""
+    _small_npz(tmp_path / "d.npz")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"same dataset twice: d\.npz and .*d\.npz"):
+        run_bench(config(tmp_path / "out", datasets=["d.npz", str(tmp_path / "d.npz")]))
+    assert not (tmp_path / "out").exists()
+
+
+def test_cells_reused_under_another_spelling_match_a_lookup_of_that_spelling(tmp_path,
+                                                                            monkeypatch):
+    _small_npz(tmp_path / "d.npz")
+    monkeypatch.chdir(tmp_path)
+    first = run_bench(config(tmp_path / "out", datasets=["d.npz"], methods=["global-prior"]))
+    assert first.computed == 1
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a finished cell was recomputed")
+
+    monkeypatch.setattr(bench_runner, "run_cell", boom)
+    table = tmp_path / "published.csv"
+    table.write_text(f"arch,acc\n{first.rows[0]['pick']},0.5\n")
+    spelled = str(tmp_path / "d.npz")
+    again = run_bench(config(tmp_path / "out", datasets=[spelled], methods=["global-prior"],
+                             lookups=[f"{table}:acc={spelled}"]))
+    assert again.computed == 0
+    assert again.rows[0]["dataset_spec"] == spelled
+    assert again.rows[0]["published"] == {"published:acc": pytest.approx(0.5)}

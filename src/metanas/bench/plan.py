@@ -115,6 +115,12 @@ class BenchPlan:
                 raise ConfigError(f"options for {name!r}, which is not in --methods")
         out = _writable_dir(Path(config.out).expanduser())
         loaded = {d: load_dataset(d, progress=progress) for d in datasets}
+        seen: dict[str, str] = {}
+        for spec, data in loaded.items():  # cells are keyed by content, not by spelling
+            if data.fingerprint in seen:
+                raise ConfigError(f"--datasets lists the same dataset twice: "
+                                  f"{seen[data.fingerprint]} and {spec} have identical content")
+            seen[data.fingerprint] = spec
         lookups = [parse_lookup(text) for text in config.lookups]
         for lk in lookups:
             if not any(lk.dataset in (spec, data.name) for spec, data in loaded.items()):

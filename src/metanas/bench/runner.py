@@ -61,7 +61,10 @@ def run_bench(config: BenchConfig, *, progress: bool = False) -> BenchReport:
                 tasks[key] = _final_task(plan, plan.datasets[cell.dataset], cell.seed)
             record = run_cell(plan, cell, methods[cell.method], tasks[key])
             store.put(cell, record)
-    records = [store.get(c) for c in plan.cells]
+    # a cell stored by a run that spelled the dataset's path otherwise (same content, same
+    # key) is this run's cell: --lookup DATASET matches this run's spelling
+    records = [r if r is None else {**r, "dataset_spec": c.dataset}
+               for c, r in ((c, store.get(c)) for c in plan.cells)]
     return write_report(plan, [r for r in records if r is not None],
                         computed=len(todo), seconds=time.perf_counter() - start)
 
