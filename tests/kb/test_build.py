@@ -83,3 +83,19 @@ def test_batched_build_matches_one_at_a_time_and_resumes_without_duplicates(tmp_
         assert abs(e["val_acc"] - ref["val_acc"]) <= 2 / n_val[e["task_key"]] + 1e-9
     with pytest.raises(ConfigError, match="--batch-archs"):
         build_kb(KnowledgeBase(tmp_path / "x.db"), plan, executor="local", batch=0)
+
+
+def test_a_failed_batch_fails_each_of_its_evaluations_once(tmp_path, monkeypatch):
+    def fail_batches(job):
+        if isinstance(job, build.Batch):
+            raise RuntimeError("out of memory")
+        return build.run_job(job)
+
+    monkeypatch.setattr(build, "_RUN_JOB", fail_batches)
+    plan = BuildPlan(**{**BASE, "archs_per_task": 5, "recipe": "cpu-tiny[epochs=1]"})
+    with KnowledgeBase(tmp_path / "kb.db") as kb:
+        report = build_kb(kb, plan, executor="local", progress=False, batch=2)
+        assert (report.planned, report.trained, report.failed) == (5, 0, 5)
+        assert len(report.errors) == 5 and all("out of memory" in e for e in report.errors)
+        assert len({e.split(":")[0] for e in report.errors}) == 5  # one per evaluation
+        assert kb.counts()["evaluations"] == 0
