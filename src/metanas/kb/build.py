@@ -469,7 +469,7 @@ def _execute_process(
                         if n > max_retries:
                             yield job, None, "worker process died repeatedly"
                         else:
-                            report.retried += 1
+                            report.retried += len(job.jobs) if isinstance(job, Batch) else 1
                             pending.append(job)
                     except Exception as exc:
                         yield job, None, f"{type(exc).__name__}: {exc}"

@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from metanas.methods.interface import (
     Candidate,
     MetaLearnedMethod,
     SearchResult,
+    config_from_options,
     proxy_resolution,
 )
 from metanas.progress import Bars
@@ -128,7 +129,8 @@ class BASEMethod(MetaLearnedMethod):
         development datasets). ``kb`` is accepted for the common interface and not used: BASE
         learns from images, not from recorded evaluations. ``options`` are
         :class:`BASEConfig` fields; the rest are :class:`RunOptions`."""
-        config = BASEConfig.from_options(options)
+        config = config_from_options(BASEConfig, options, "base", also=tuple(
+            f.name for f in fields(RunOptions)))
         run = RunOptions(source=source, nproc=nproc, state=state, resume=resume,
                          save_every=save_every, log=log, stop_after=stop_after, device=device,
                          threads=threads, progress=progress)
