@@ -4,8 +4,11 @@ matched by pyproject's package-data globs, or a non-editable install silently lo
 from __future__ import annotations
 
 import fnmatch
-import tomllib
 from pathlib import Path
+
+import pytest
+
+tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "metanas"
