@@ -36,7 +36,8 @@ fi
 
 if [[ $STEP == train || $STEP == all ]]; then
   # two cores: MetaD2A (the longest) beside value-net then the transfer methods (whose Fisher
-  # embeddings of the 300 tasks are usually cached already: runs/precompute_fisher.py)
+  # embeddings of the 300 tasks were cached in ~/.cache/metanas/fisher in session 3; without
+  # the cache meta-train computes them, ~25 min)
   ( time metanas meta-train --method value-net --kb tinyimagenet-v1 --out $A/value_net.safetensors
     time metanas meta-train --method fisher-nearest --kb tinyimagenet-v1 --out $A/transfer.safetensors
   ) > runs/finalize-train-a.log 2>&1 &
