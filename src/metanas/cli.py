@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import math
 import os
 import shutil
 import sys
@@ -23,6 +22,7 @@ from rich.table import Table
 
 from metanas import api
 from metanas.errors import ConfigError, MetanasError
+from metanas.jsonio import json_safe
 
 app = typer.Typer(
     help="metanas: meta architecture search. Pick a NAS-Bench-201 cell for a dataset in seconds.",
@@ -77,7 +77,7 @@ def write_json(path: Path, payload: Any, option: str = "--json") -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(_finite(payload), indent=2, default=str, allow_nan=False)
+        tmp.write_text(json.dumps(json_safe(payload), indent=2, default=str, allow_nan=False)
                        + "\n")
         tmp.replace(path)
     except OSError as exc:
@@ -85,16 +85,6 @@ def write_json(path: Path, payload: Any, option: str = "--json") -> None:
             tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write {option} {path}: {exc.strerror or exc}") from None
 
-
-def _finite(value: Any) -> Any:
-    """NaN/inf (e.g. a Spearman on a constant task) become null: JSON has no NaN."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _given(**options) -> dict[str, Any]:

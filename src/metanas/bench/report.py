@@ -22,6 +22,7 @@ import numpy as np
 
 from metanas.bench.plan import BenchPlan, accepts_budget
 from metanas.bench.store import write_atomic
+from metanas.jsonio import json_safe
 from metanas.spaces.nb201 import NB201Arch
 
 __all__ = ["CSV_COLUMNS", "BenchReport", "summarize", "write_report"]
@@ -186,7 +187,7 @@ def write_report(plan: BenchPlan, records: list[dict[str, Any]], *, computed: in
         "json": out / "results.json", "csv": out / "results.csv", "markdown": out / "results.md",
         "cost_plot": out / "accuracy_vs_search_cost.png", "bar_plot": out / "accuracy_by_method.png",
     }
-    write_atomic(files["json"], json.dumps(_finite(payload), indent=1, default=str) + "\n")
+    write_atomic(files["json"], json.dumps(json_safe(payload), indent=1, default=str) + "\n")
     write_atomic(files["csv"], _csv(rows, labels))
     write_atomic(files["markdown"], markdown(plan, summary))
     plot_accuracy_vs_cost(summary, files["cost_plot"])
@@ -194,12 +195,3 @@ def write_report(plan: BenchPlan, records: list[dict[str, Any]], *, computed: in
     return BenchReport(rows, summary, {k: str(v) for k, v in files.items()}, computed, seconds,
                        labels)
 
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
