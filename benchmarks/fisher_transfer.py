@@ -1,6 +1,6 @@
 """Does the Fisher task distance find tasks whose best cells transfer? A knowledge-base-only check.
 
-    python benchmarks/fisher_transfer.py [--kb kb/tinyimagenet-v0.db]
+    python benchmarks/fisher_transfer.py [--kb default]
         [--checkpoint src/metanas/assets/transfer.safetensors] [--out docs/results]
 
 Uses the KB tasks' Fisher embeddings stored in a nearest-best checkpoint (no training). On the
@@ -31,14 +31,14 @@ from rich.table import Table
 from scipy import stats
 
 from metanas.features.fisher import fisher_distances
-from metanas.kb import KnowledgeBase
+from metanas.kb import open_kb
 from metanas.kb.views import accuracy_table
 from metanas.methods.transfer import NearestBest
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--kb", default="kb/tinyimagenet-v0.db")
+    ap.add_argument("--kb", default="default")
     ap.add_argument("--checkpoint", default="src/metanas/assets/transfer.safetensors")
     ap.add_argument("--out", default="docs/results")
     args = ap.parse_args()
@@ -47,7 +47,7 @@ def main() -> None:
     keys = [t.key for t in method.tasks]
     emb = method.sqrt_fisher.astype(np.float64) ** 2
     dist = np.stack([fisher_distances(emb, e) for e in emb])
-    with KnowledgeBase(args.kb, readonly=True) as kb:
+    with open_kb(args.kb) as kb:
         table = accuracy_table(kb)
         rows = {t["key"]: t for t in kb.tasks()}
     anchors = sorted(set.intersection(*(set(table[k]) for k in keys)))

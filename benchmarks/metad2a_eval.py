@@ -1,7 +1,7 @@
 """Is MetaD2A any good? Its generator's statistics, and its picks trained on unseen datasets.
 
     OMP_NUM_THREADS=1 nohup python benchmarks/metad2a_eval.py [--checkpoint CKPT] \
-        [--kb kb/tinyimagenet-v0.db] [--top 5] [--random 5] [--seeds 0,1] [--cap 500] \
+        [--kb default] [--top 5] [--random 5] [--seeds 0,1] [--cap 500] \
         [--workers 2] [--out docs/results] > runs/metad2a_eval.log 2>&1 &
 
 1. Generator: validity / uniqueness / novelty / reconstruction on the meta-training run's
@@ -59,7 +59,7 @@ def _train(job: tuple[str, str, int, int, str]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default=None, help="default: the shipped checkpoint")
-    ap.add_argument("--kb", default="kb/tinyimagenet-v0.db", help="for novelty (targets)")
+    ap.add_argument("--kb", default="default", help="for novelty (targets)")
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--top", type=int, default=5)
     ap.add_argument("--random", type=int, default=5)
@@ -75,7 +75,7 @@ def main() -> None:
 
     import metanas
     from metanas.data import load_dataset
-    from metanas.kb import KnowledgeBase
+    from metanas.kb import open_kb
     from metanas.kb.views import accuracy_table
     from metanas.methods.metad2a import MetaD2AMethod
     from metanas.paths import shared_datasets_dir
@@ -89,7 +89,7 @@ def main() -> None:
     method = (MetaD2AMethod.load(args.checkpoint) if args.checkpoint
               else metanas.load_method("metad2a"))
     value_net = metanas.load_method("value-net")
-    with KnowledgeBase(args.kb, readonly=True) as kb:
+    with open_kb(args.kb) as kb:
         table = accuracy_table(kb, metric=method.config.metric, recipe=method.config.recipe)
     k = method.config.gen_top_k
     targets = {NB201Arch.from_string(a).canonical_form for accs in table.values()

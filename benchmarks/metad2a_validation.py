@@ -1,6 +1,6 @@
 """Leave-tasks-out validation of MetaD2A's predictor, next to the value network on the same folds.
 
-    OMP_NUM_THREADS=1 python benchmarks/metad2a_validation.py [--kb kb/tinyimagenet-v0.db] \
+    OMP_NUM_THREADS=1 python benchmarks/metad2a_validation.py [--kb default] \
         [--folds 5] [--seed 0] [--set KEY=VALUE ...] [--no-control] [--generator] \
         [--out docs/results] [--name metad2a_validation]
 
@@ -24,7 +24,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from metanas.kb import KnowledgeBase
+from metanas.kb import open_kb
 from metanas.methods import value_net
 from metanas.methods.metad2a.validation import cross_validate
 
@@ -42,7 +42,7 @@ def parse_sets(items: list[str]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--kb", default="kb/tinyimagenet-v0.db")
+    ap.add_argument("--kb", default="default")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", action="append", default=[], help="MetaD2A option KEY=VALUE")
@@ -55,7 +55,7 @@ def main() -> None:
     args = ap.parse_args()
     options = {"seed": args.seed, **parse_sets(args.set)}
     start = time.perf_counter()
-    with KnowledgeBase(args.kb, readonly=True) as kb:
+    with open_kb(args.kb) as kb:
         report = cross_validate(kb, folds=args.folds, control=not args.no_control,
                                 generator=args.generator, source=args.source, progress=True,
                                 **options)

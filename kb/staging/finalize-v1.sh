@@ -1,6 +1,6 @@
 #!/bin/bash
 # After kb/staging/build-v1.sh has finished: ship KB v1 and re-train everything that learns from
-# it. Each step is a documented command; a step whose output exists is skipped on a rerun.
+# it. Each step is a documented command; the bench step resumes (finished cells are skipped).
 # Usage: kb/staging/finalize-v1.sh [pack|analyse|train|validate|bench|all]
 set -euo pipefail
 cd "$(dirname "$0")/../.." && . .venv/bin/activate
