@@ -58,7 +58,7 @@ fi
 if [[ $STEP == bench || $STEP == all ]]; then
   # the KB-independent methods are already in runs/bench-v1 (kb/staging/bench-v1-cells.tar.xz);
   # two processes (Omniglot is half the work), then one combining run that writes the tables
-  [[ -d runs/bench-v1/cells ]] || tar -C runs -xJf kb/staging/bench-v1-cells.tar.xz
+  [[ -d runs/bench-v1/cells ]] || tar -C runs -xJf kb/staging/bench-v1-cells.tar.xz  # all 88 cells
   M=value-net,metad2a,fisher-nearest,nearest-best,global-prior,base,base-prior,random,rea,darts,gdas
   ARGS="--methods $M --budget 60 --seeds 2 --recipe cpu-proxy --max-train-per-class 100 --out runs/bench-v1"
   metanas bench --datasets "$D/cifar10-32px.zip,$D/fashion-mnist.npz,$D/mnist.npz" $ARGS \
