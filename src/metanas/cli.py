@@ -326,8 +326,17 @@ def bench_cmd(
                                                          "method's checkpoint, repeatable.")
                           ] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda | auto")] = "cpu",
+    option: Annotated[list[str] | None, typer.Option("--set", help="METHOD:KEY=VALUE search "
+                                                     "option of one method, repeatable.")
+                      ] = None,
 ) -> None:
     """Benchmark methods x datasets x seeds: search, train every pick alike, tabulate, plot."""
+    options: dict[str, dict[str, Any]] = {}
+    for item in option or []:
+        name, sep, pair = item.partition(":")
+        if not sep or not name.strip():
+            raise ConfigError(f"--set must look like METHOD:KEY=VALUE, got {item!r}")
+        options.setdefault(name.strip(), {}).update(_key_values([pair], "--set METHOD:"))
     checkpoints = {}
     for item in checkpoint or []:
         name, sep, path = item.partition("=")
@@ -337,7 +346,7 @@ def bench_cmd(
     report = api.bench(
         datasets.split(","), methods.split(","), budget=budget, seeds=seeds, out=out_dir,
         recipe=recipe, lookups=lookup or [], max_train_per_class=max_train_per_class or None,
-        checkpoints=checkpoints, device=device, progress=True,
+        checkpoints=checkpoints, options=options, device=device, progress=True,
     )
     table = Table(title=f"bench: {report.computed} cell(s) computed, "
                         f"{len(report.rows) - report.computed} reused")

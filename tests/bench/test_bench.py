@@ -129,6 +129,9 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     (["--seeds", "0"], "--seeds"),
     (["--recipe", "nope"], "unknown recipe"),
     (["--checkpoint", "random=x.safetensors"], "not meta-learned"),
+    (["--set", "value-net=mode"], "METHOD:KEY=VALUE"),
+    (["--set", "rea:mode=exhaustive"], "options for 'rea'"),
+    (["--set", "value-net:bogus=1"], "no option(s) bogus"),
 ])
 def test_bad_arguments_exit_2_before_any_work(tmp_path, change, message):
     args = bench_args(tmp_path / "out")
@@ -250,3 +253,17 @@ def test_cells_reused_under_another_spelling_match_a_lookup_of_that_spelling(tmp
     assert again.computed == 0
     assert again.rows[0]["dataset_spec"] == spelled
     assert again.rows[0]["published"] == {"published:acc": pytest.approx(0.5)}
+
+
+def test_set_passes_a_search_option_to_one_method_and_keys_its_cells(tmp_path):
+    """--set METHOD:KEY=VALUE reaches that method's search (its details say so) and is part of
+    the cell key, so the same cell with another option is computed, not reused."""
+    base = ["bench", "--datasets", "digits", "--methods", "value-net", "--seeds", "1",
+            "--recipe", RECIPE, "--max-train-per-class", "30", "--out", str(tmp_path)]
+    for mode in ("gradient", "exhaustive"):
+        res = cli.invoke(app, [*base, "--set", f"value-net:mode={mode}"],
+                         catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        assert "1 cell(s) computed" in res.output
+    rows = [json.loads(p.read_text()) for p in sorted((tmp_path / "cells").glob("*.json"))]
+    assert sorted(r["search"]["details"]["mode"] for r in rows) == ["exhaustive", "gradient"]

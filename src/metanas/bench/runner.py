@@ -44,10 +44,11 @@ SHARED_OPTIONS = ("recipe", "max_train_per_class")
 def run_bench(config: BenchConfig, *, progress: bool = False) -> BenchReport:
     """Validate ``config``, run the unfinished cells, write the results; see docs/bench.md."""
     plan = BenchPlan.build(config, progress=progress)
-    plan.out.mkdir(parents=True, exist_ok=True)
     store = CellStore(plan.out)
     todo = [c for c in plan.cells if store.get(c) is None]
+    # methods (and their options) are checked before anything is written
     methods = {m: _load(plan, m) for m in dict.fromkeys(c.method for c in todo)}
+    plan.out.mkdir(parents=True, exist_ok=True)
     tasks: dict[tuple[str, int], Task] = {}
     start = time.perf_counter()
     with Bars(progress) as bars:
