@@ -182,3 +182,39 @@ def test_meta_train_reports_a_missing_source_and_unknown_options(kb_path, tmp_pa
         resolve_source(row, tmp_path / "nothing.npz")
     with KnowledgeBase(kb_path, readonly=True) as kb, pytest.raises(ConfigError, match="bogus"):
         GlobalPrior.meta_train(kb, bogus=1)
+
+
+def test_global_prior_can_average_over_the_tasks_of_the_matching_resolution(tmp_path, digits):
+    """Three 8 px tasks prefer CELLS[0], two 16 px tasks CELLS[1]: the all-task prior is
+    CELLS[0]; with resolution=match an 8 px dataset gets CELLS[0] and a 16 px one CELLS[1]."""
+    path = tmp_path / "two-res.db"
+    with KnowledgeBase(path) as kb:
+        for t, res in enumerate((8, 8, 8, 16, 16)):
+            spec = TaskSpec(classes=(t, t + 1), resolution=res, max_train_per_class=20, seed=t)
+            tid = kb.add_task(f"task-{t}", name=f"t{t}", source="digits",
+                              fingerprint=digits.fingerprint, classes=[t, t + 1],
+                              resolution=res, channels=1, num_classes=2,
+                              sizes={"train": 30, "val": 10, "test": 10}, spec=spec.to_dict())
+            for c, arch in enumerate(CELLS[:3]):
+                aid = kb.add_architecture(arch, canonical=NB201Arch.from_string(arch)
+                                          .canonical_hash())
+                best = 0 if res == 8 else 1
+                acc = 0.9 if c == best else 0.5 + 0.01 * c + 0.01 * t
+                kb.add_evaluation(tid, aid, recipe="manual", recipe_hash="m", seed=0,
+                                  metrics={"val_acc": acc, "test_acc": acc})
+    with KnowledgeBase(path, readonly=True) as kb:
+        method = GlobalPrior.meta_train(kb)
+    method.save(tmp_path / "gp.safetensors")
+    method = GlobalPrior.load(tmp_path / "gp.safetensors")
+    rng = np.random.default_rng(0)
+    big = from_arrays(rng.random((40, 16, 16)), np.repeat([0, 1], 20), name="sixteen-px")
+    assert method.search(digits).architecture == CELLS[0]
+    assert method.search(big).architecture == CELLS[0]
+    assert method.search(digits, resolution="match").architecture == CELLS[0]
+    res = method.search(big, resolution="match")
+    assert res.architecture == CELLS[1] and res.details["resolution"] == 16
+    with pytest.raises(ConfigError, match="'all' or 'match'"):
+        method.search(digits, resolution="nearest")
+    method.info.pop("prior_by_resolution")
+    with pytest.raises(CheckpointError, match="meta-train it again"):
+        method.search(big, resolution="match")

@@ -208,6 +208,13 @@ def embed_kb_tasks(entries: list[KBTask], rows: dict[str, dict], probe: ProbeCon
     return kept, np.stack(vectors), skipped
 
 
+def _prior(table: dict, config: TransferConfig) -> tuple[list[tuple[str, float, int]], int, int]:
+    """The ranked global prior of ``table``, the min_tasks it used, and the tasks it counted."""
+    n_tasks = len([t for t in table.values() if len(t) >= 2])
+    min_tasks = config.min_tasks or min(max(2, math.ceil(n_tasks / 4)), max(n_tasks, 1))
+    return top_architectures(table, config.prior_size, min_tasks=min_tasks), min_tasks, n_tasks
+
+
 # ----- the shared base ------------------------------------------------------------------------
 class TransferMethod(MetaLearnedMethod):
     """Shared meta-training and checkpoint handling of the transfer methods."""
@@ -234,12 +241,17 @@ class TransferMethod(MetaLearnedMethod):
         start = time.perf_counter()
         config = TransferConfig.from_options(options)
         entries, rows, table = kb_task_entries(kb, config)
-        n_tasks = len([t for t in table.values() if len(t) >= 2])
-        min_tasks = config.min_tasks or min(max(2, math.ceil(n_tasks / 4)), max(n_tasks, 1))
-        prior = top_architectures(table, config.prior_size, min_tasks=min_tasks)
+        prior, min_tasks, n_tasks = _prior(table, config)
         if not prior:
             raise KnowledgeBaseError(f"no cell is measured on {min_tasks} or more tasks (of "
                                      f"{n_tasks}); lower min_tasks")
+        # the same prior over the tasks of each resolution (global-prior --set resolution=match)
+        by_resolution = {}
+        for res in sorted({int(r["resolution"]) for r in rows.values() if r.get("resolution")}):
+            sub = {k: v for k, v in table.items() if rows[k].get("resolution") == res}
+            res_prior = _prior(sub, config)[0] if sub else []
+            if res_prior:
+                by_resolution[str(res)] = res_prior
         sqrt_fisher, skipped = None, []
         if cls.needs_embeddings:
             probe = config.probe()
@@ -255,6 +267,7 @@ class TransferMethod(MetaLearnedMethod):
             "evaluations": int(sum(len(v) for v in table.values())),
             "min_tasks": min_tasks,
             "resolutions": sorted({int(t.resolution) for t in entries if t.resolution}),
+            "prior_by_resolution": by_resolution,
             "train_seconds": round(time.perf_counter() - start, 2),
         }
         return cls(config=config, tasks=entries, sqrt_fisher=sqrt_fisher, prior=prior, info=info)
@@ -343,20 +356,38 @@ class TransferMethod(MetaLearnedMethod):
 
 # ----- the three methods ----------------------------------------------------------------------
 class GlobalPrior(TransferMethod):
-    """The cell best on average over the knowledge base; ignores the target task."""
+    """The cell best on average over the knowledge base; ignores the target task.
+
+    ``resolution="match"`` averages only over the KB tasks at the KB resolution closest to the
+    dataset's image side (the one thing about the task it looks at): on KB v1 the all-task
+    prior is dominated by 16 px tasks, where cell capacity barely matters.
+    """
 
     name = "global-prior"
     needs_embeddings = False
 
     def search(self, dataset: ImageDataset, *, top: int = 10, seed: int = 0,
-               budget: Budget | None = None, progress: bool = False) -> SearchResult:
+               budget: Budget | None = None, progress: bool = False,
+               resolution: str = "all") -> SearchResult:
         self._no_budget(self.name, budget)
+        if resolution not in ("all", "match"):
+            raise ConfigError(f"global-prior: resolution must be 'all' or 'match', "
+                              f"got {resolution!r}")
         t0 = time.perf_counter()
-        candidates = [Candidate(a, float(s), {"tasks": int(n)}) for a, s, n in self.prior[:top]]
+        prior, res = self.prior, None
+        if resolution == "match":
+            by_res = self.info.get("prior_by_resolution")
+            if not by_res:
+                raise CheckpointError("this global-prior checkpoint has no per-resolution priors "
+                                      "(meta-trained before they existed): meta-train it again")
+            res = proxy_resolution(max(dataset.image_size), sorted(int(r) for r in by_res))
+            prior = [tuple(p) for p in by_res[str(res)]]
+        candidates = [Candidate(a, float(s), {"tasks": int(n)}) for a, s, n in prior[:top]]
         return SearchResult(
             method=self.name, dataset=dataset.name, candidates=candidates,
             search_seconds=time.perf_counter() - t0,
             details={"min_tasks": self.info.get("min_tasks"), "kb_tasks": len(self.tasks),
+                     "resolution": res, "prior_over": resolution,
                      "score": "shrunken mean per-task z-score"},
         )
 
