@@ -24,7 +24,7 @@ EOF
 from pathlib import Path
 from metanas.kb import pack_kb
 entry = pack_kb(Path("runs/kb-v1.db"), "tinyimagenet-v1", make_default=True, description=(
-    "300 Tiny-ImageNet tasks x 30 cells + 5 dense tasks x 300+ cells, cpu-proxy[epochs=12]; "
+    "300 Tiny-ImageNet tasks (295 x 30 cells, 5 dense x 310), cpu-proxy[epochs=12]; "
     "docs/knowledge_base.md"))
 print(entry)
 EOF
