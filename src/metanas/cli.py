@@ -247,7 +247,8 @@ def methods_cmd() -> None:
     for col in ("method", "meta-learned", "what it does", "budget"):
         table.add_column(col)
     for spec in METHODS.values():
-        table.add_row(spec.name, "yes" if spec.meta_learned else "no", spec.summary, spec.budget)
+        table.add_row(spec.name, "yes" if spec.meta_learned else "no", escape(spec.summary),
+                      escape(spec.budget))
     out.print(table)
 
 
@@ -398,7 +399,7 @@ def datasets(json_flag: Annotated[bool, typer.Option("--json")] = False) -> None
         name = str(row.get("name", row.get("format", "")))
         kind = str(row.get("kind", ""))
         rest = {k: v for k, v in row.items() if k not in ("name", "kind", "format")}
-        table.add_row(name, kind, "; ".join(f"{k}: {v}" for k, v in rest.items()))
+        table.add_row(escape(name), kind, escape("; ".join(f"{k}: {v}" for k, v in rest.items())))
     out.print(table)
 
 
@@ -549,7 +550,7 @@ def kb_list() -> None:
     for name, e in sorted(data["entries"].items()):
         label = f"{name} (default)" if name == data.get("default") else name
         table.add_row(label, str(e["tasks"]), str(e["architectures"]), str(e["evaluations"]),
-                      f"{e['bytes'] / 1e6:.2f} MB", e.get("description", ""))
+                      f"{e['bytes'] / 1e6:.2f} MB", escape(e.get("description", "")))
     out.print(table)
 
 

@@ -137,3 +137,10 @@ def test_stats_rejects_negative_max_tasks(tmp_path):
     KnowledgeBase(tmp_path / "e.db").close()
     res = runner.invoke(app, ["kb", "stats", str(tmp_path / "e.db"), "--max-tasks", "-1"])
     assert res.exit_code == 2 and "--max-tasks" in res.output
+
+
+def test_kb_list_shows_recipe_names_with_brackets_verbatim():
+    """A description like 'cpu-proxy[epochs=12]' is text, not rich markup."""
+    res = runner.invoke(app, ["kb", "list"], terminal_width=250)
+    assert res.exit_code == 0, res.output
+    assert "cpu-proxy[epochs=12]" in res.output
