@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from metanas.data import load_dataset
 from metanas.errors import ConfigError
-from metanas.spaces.nb201 import NB201Network, count_macs, count_params
+from metanas.spaces.nb201 import NB201Arch, NB201Network, count_macs, count_params
 from metanas.tasks import Task, make_task
 from metanas.training.recipes import RECIPES, Recipe, get_recipe
 from metanas.training.trainer import (
@@ -267,3 +267,11 @@ def test_recipe_variant_names_parse_back_to_the_same_recipe() -> None:
     for bad in ("cpu-proxy[foo=1]", "cpu-proxy[epochs=x]", "cpu-proxy[epochs=3", "nope[C=1]"):
         with pytest.raises(ConfigError):
             get_recipe(bad)
+
+
+def test_arch_label_names_the_cell_compactly():
+    from metanas.training.trainer import arch_label
+
+    arch = NB201Arch.from_string("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+"
+                                 "|skip_connect~0|nor_conv_1x1~1|none~2|")
+    assert arch_label(arch) == "3x3|3x3,pool|skip,1x1,none"

@@ -348,7 +348,7 @@ def train_architectures_batched(
     with Bars(progress, transient=True) as bars:
         label = arch_label(archs[0]) + (f" +{B - 1}" if B > 1 else "")
         bar = bars.add(f"train {label} ({recipe.name}, batched x{B})", total_steps)
-        for _epoch in range(recipe.epochs):
+        for epoch in range(recipe.epochs):
             model.train()
             order = torch.randperm(n, generator=gen).to(dev)
             seen = 0
@@ -366,7 +366,8 @@ def train_architectures_batched(
                 loss_sum += losses.detach() * len(idx)
                 seen += len(idx)
                 if progress:
-                    bars.advance(bar, status=f"mean loss {losses.mean().item():.3f}")
+                    bars.advance(bar, status=f"epoch {epoch + 1}/{recipe.epochs}, "
+                                             f"mean loss {losses.mean().item():.3f}")
             train_loss = (loss_sum / max(seen, 1)).cpu()
     val_acc, val_loss = _evaluate(model, x_va, y_va, recipe.eval_batch_size)
     test_acc, test_loss = _evaluate(model, x_te, y_te, recipe.eval_batch_size)

@@ -159,7 +159,7 @@ def train_architecture(
     train_loss = float("nan")
     with Bars(progress, transient=True) as bars:
         bar = bars.add(f"train {arch_label(arch)} ({recipe.name})", total_steps)
-        for _epoch in range(recipe.epochs):
+        for epoch in range(recipe.epochs):
             model.train()
             order = torch.randperm(n, generator=gen).to(dev)
             seen, loss_sum = 0, 0.0
@@ -175,7 +175,9 @@ def train_architecture(
                 sched.step()
                 loss_sum += loss.item() * len(idx)
                 seen += len(idx)
-                bars.advance(bar, status=f"loss {loss.item():.3f}")
+                if progress:
+                    bars.advance(bar, status=f"epoch {epoch + 1}/{recipe.epochs}, "
+                                             f"loss {loss.item():.3f}")
             train_loss = loss_sum / max(seen, 1)
     val_acc, val_loss = evaluate(model, x_va, y_va, recipe.eval_batch_size)
     test_acc, test_loss = evaluate(model, x_te, y_te, recipe.eval_batch_size)
@@ -200,9 +202,16 @@ def train_architecture(
     return result
 
 
+_SHORT_OPS = {"none": "none", "skip_connect": "skip", "nor_conv_1x1": "1x1",
+              "nor_conv_3x3": "3x3", "avg_pool_3x3": "pool"}
+
+
 def arch_label(arch: NB201Arch) -> str:
-    """A short label for progress output (the full string is too long for a bar)."""
-    return f"#{arch.index}"
+    """The cell, compactly, for progress output: the ops into node 1 | node 2 | node 3,
+    e.g. ``3x3|3x3,pool|skip,3x3,skip`` for
+    ``|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|``."""
+    ops = [_SHORT_OPS.get(op, op) for op in arch.ops]
+    return "|".join(",".join(ops[start:start + node]) for start, node in ((0, 1), (1, 2), (3, 3)))
 
 
 def _device_name(dev: torch.device) -> str:
