@@ -13,16 +13,44 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from metanas import api
 from metanas.errors import ConfigError, MetanasError
 from metanas.jsonio import json_safe
+
+if TYPE_CHECKING:
+    from metanas import api
+
+# metanas.api imports torch (about 2 s); the commands import it when they run, so --help,
+# methods, datasets, kb list and space info start fast.
+
+
+def _api():
+    from metanas import api
+
+    return api
+
+
+def _flag_display_type(display_type_rich):
+    """typer >= 0.2x labels every option with its type, flags too (``--train <bool>``); a flag
+    takes no value, so it gets no label."""
+
+    @functools.wraps(display_type_rich)
+    def display(self, ctx):
+        return None if getattr(self, "is_flag", False) else display_type_rich(self, ctx)
+
+    return display
+
+
+if hasattr(typer.core, "TyperOption") and hasattr(typer.core.TyperOption, "display_type_rich"):
+    typer.core.TyperOption.display_type_rich = _flag_display_type(
+        typer.core.TyperOption.display_type_rich)
 
 app = typer.Typer(
     help="metanas: meta architecture search. Pick a NAS-Bench-201 cell for a dataset in seconds.",
@@ -36,8 +64,11 @@ space_app = typer.Typer(help="Search-space information.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
 app.add_typer(space_app, name="space")
 
-# Wide enough that a NATS-Bench string (up to 96 characters) stays on one line for copying.
-out = Console(width=max(shutil.get_terminal_size().columns, 132))
+# On a terminal, its real width (tables with architectures switch to one line per candidate
+# when narrow, see _print_candidates); piped, wide enough that a NATS-Bench string (up to 96
+# characters) stays on one line.
+out = Console() if sys.stdout.isatty() else Console(width=max(shutil.get_terminal_size().columns,
+                                                              132))
 err = Console(stderr=True)
 
 
@@ -112,7 +143,50 @@ def _budget(evaluations: int | None, seconds: float | None) -> api.Budget | None
         return None
     if (evaluations is not None and evaluations < 1) or (seconds is not None and seconds <= 0):
         raise ConfigError("--budget-evals must be >= 1 and --budget must be > 0 seconds")
-    return api.Budget(seconds=seconds, evaluations=evaluations)
+    return _api().Budget(seconds=seconds, evaluations=evaluations)
+
+
+# What a candidate's score is, per method (higher is better for all).
+SCORE_MEANING = {
+    "value-net": "the value network's predicted accuracy, standardised per task (a z-score, "
+                 "not an accuracy)",
+    "metad2a": "the meta-predictor's predicted accuracy, standardised per task (a z-score), "
+               "averaged over resampled image sets",
+    "base": "log-probability of the cell under the adapted architecture distribution",
+    "base-prior": "log-probability of the cell under the meta-learned architecture "
+                  "distribution",
+    "darts": "summed log-probability of the cell under the searched architecture distribution",
+    "gdas": "summed log-probability of the cell under the searched architecture distribution",
+    "random": "validation accuracy of the cell trained on this dataset (fraction)",
+    "rea": "validation accuracy of the cell trained on this dataset (fraction)",
+    "fisher-nearest": "validation accuracy of the cell trained on this dataset (fraction)",
+    "nearest-best": "the cell's accuracy measured on the nearest knowledge-base task (fraction)",
+    "global-prior": "the cell's mean per-task z-score over the knowledge base's tasks "
+                    "(shrunken towards 0 for cells measured on few tasks)",
+}
+
+
+def _print_candidates(result) -> None:
+    """The ranking: a table when the architecture strings fit the console, else one line per
+    candidate (never wrapped inside a string, so it stays copyable)."""
+    title = f"{result.method} on {result.dataset}: top {len(result.candidates)}"
+    longest = max((len(c.arch) for c in result.candidates), default=0)
+    if out.width >= longest + 24:
+        table = Table(title=escape(title))
+        table.add_column("#", justify="right")
+        table.add_column("architecture (NATS-Bench string)", no_wrap=True, overflow="ignore")
+        table.add_column("score", justify="right", no_wrap=True)
+        for i, c in enumerate(result.candidates, 1):
+            table.add_row(str(i), c.arch, f"{c.score:.4f}")
+        out.print(table)
+    else:
+        out.print(title, highlight=False, markup=False)
+        for i, c in enumerate(result.candidates, 1):
+            out.print(f"{i:>3}  {c.score:8.4f}  {c.arch}", highlight=False, markup=False,
+                      soft_wrap=True)
+    meaning = SCORE_MEANING.get(result.method)
+    if meaning:
+        out.print(f"score: {meaning}", highlight=False, markup=False)
 
 
 # ----- search / train ------------------------------------------------------------------------
@@ -146,9 +220,12 @@ def search(
                                                     "weights (safetensors).")] = None,
 ) -> None:
     """Rank NB201 architectures for a dataset (and optionally train the best)."""
+    from metanas import api
     from metanas.methods.registry import get_method
     from metanas.training import get_recipe, resolve_device
 
+    if top < 1:
+        raise ConfigError(f"--top must be >= 1, got {top}")
     if save_model and not train:
         raise ConfigError("--save-model needs --train (there is no trained model to save)")
     check_output(json_out, "--json")
@@ -162,26 +239,18 @@ def search(
     data = api.as_dataset(dataset, seed=seed, progress=True)
     result = api.search(
         data, method=method, top=top, seed=seed, budget=_budget(budget_evals, budget),
-        checkpoint=checkpoint, recipe=recipe, device=device, progress=sys.stderr.isatty(),
-        options=options,
+        checkpoint=checkpoint, recipe=recipe, device=device, progress=True, options=options,
     )
     payload = result.to_dict()
+    # The ranking first: an interrupted --train must not lose it.
+    _print_candidates(result)
+    out.print(f"search: {result.search_seconds:.2f} s", highlight=False)
     if train:
         trained, model = api.train(data, result.architecture, recipe=recipe, seed=seed,
-                                   device=device, progress=sys.stderr.isatty(), return_model=True)
+                                   device=device, progress=True, return_model=True)
         payload["trained"] = trained.to_dict()
         if save_model:
             _save_model(model, save_model, trained.to_dict())
-    table = Table(title=escape(f"{result.method} on {result.dataset}: top "
-                               f"{len(result.candidates)}"))
-    table.add_column("#", justify="right")
-    table.add_column("architecture (NATS-Bench string)", no_wrap=True)
-    table.add_column("score", justify="right")
-    for i, c in enumerate(result.candidates, 1):
-        table.add_row(str(i), c.arch, f"{c.score:.4f}")
-    out.print(table)
-    out.print(f"search: {result.search_seconds:.2f} s", highlight=False)
-    if train:
         t = payload["trained"]
         out.print(f"trained top pick ({t['recipe']}, seed {seed}): test accuracy "
                   f"{t['test_acc']:.4f}, val {t['val_acc']:.4f}, {t['seconds']:.1f} s, "
@@ -222,6 +291,8 @@ def train_cmd(
     save_model: Annotated[Path | None, typer.Option()] = None,
 ) -> None:
     """Train one architecture on a dataset and report its accuracy."""
+    from metanas import api
+
     api.parse_arch(arch)
     check_output(json_out, "--json")
     check_output(save_model, "--save-model")
@@ -267,6 +338,8 @@ def meta_train_cmd(
     recipe: Annotated[str | None, typer.Option(help="Only evaluations of this recipe.")] = None,
 ) -> None:
     """Meta-train a method on a knowledge base and write its checkpoint."""
+    from metanas import api
+
     check_output(out_path, "--out")
     options = {**_key_values(option or [], "--set"),
                **_given(loss=loss, epochs=epochs, recipe=recipe)}
@@ -284,19 +357,26 @@ def validate(
     seed: Annotated[int, typer.Option()] = 0,
     json_out: Annotated[Path | None, typer.Option("--json")] = None,
 ) -> None:
-    """Leave-tasks-out validation of the value network (Spearman / Kendall per held-out task)."""
+    """Leave-tasks-out validation of the value network (Spearman / Kendall per held-out task).
+
+    Needs at least 3 evaluated cells per task."""
+    from metanas import api
+
     check_output(json_out, "--json")
     report = api.validate_value_net(kb, folds=folds, seed=seed,
                                     **_given(loss=loss, epochs=epochs))
     table = Table(title=f"value-net leave-tasks-out ({report['tasks']} tasks, "
                         f"{report['folds']} folds)")
     table.add_column("model")
-    for m in ("spearman", "kendall", "top1_regret"):
-        table.add_column(f"{m} mean", justify="right")
+    for label in ("spearman", "kendall", "top-1 regret (points)"):
+        table.add_column(f"{label} mean", justify="right")
         table.add_column("median", justify="right")
     for name in ("task_aware", "task_agnostic"):
         s = report[name]
-        table.add_row(name, *(f"{s[f'{m}_{a}']:.3f}" for m in ("spearman", "kendall", "top1_regret")
+        # the regret is a fraction of accuracy in the report; points (x100) as in the docs
+        table.add_row(name, *(f"{s[f'{m}_{a}'] * scale:.3f}"
+                              for m, scale in (("spearman", 1), ("kendall", 1),
+                                               ("top1_regret", 100))
                               for a in ("mean", "median")))
     out.print(table)
     if json_out:
@@ -332,6 +412,8 @@ def bench_cmd(
                       ] = None,
 ) -> None:
     """Benchmark methods x datasets x seeds: search, train every pick alike, tabulate, plot."""
+    from metanas import api
+
     options: dict[str, dict[str, Any]] = {}
     for item in option or []:
         name, sep, pair = item.partition(":")
@@ -373,7 +455,9 @@ def space_info(
     json_flag: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Sizes, ops, edge order and the unique-cell counts of a search space."""
-    info = api.space_info(space)
+    from metanas.spaces.info import space_info as info_of
+
+    info = info_of(space)
     if json_flag:
         out.print_json(data=info)
         return
@@ -441,6 +525,9 @@ def _csv_ints(text: str, name: str) -> tuple[int, ...]:
     return values
 
 
+DEFAULT_ANCHORS = 8
+
+
 @kb_app.command("build")
 @handles_errors
 def kb_build(
@@ -448,7 +535,8 @@ def kb_build(
     kb: Annotated[Path, typer.Option(help="Knowledge base file (created or resumed).")],
     tasks: Annotated[int, typer.Option(help="Number of tasks.")] = 10,
     archs: Annotated[int, typer.Option(help="Architectures per task.")] = 20,
-    anchors: Annotated[int, typer.Option(help="Architectures shared by all tasks.")] = 8,
+    anchors: Annotated[int | None, typer.Option(help="Architectures shared by all tasks "
+                                                "(default: 8, at most --archs).")] = None,
     n_way: Annotated[str, typer.Option(help="Classes per task (comma list to vary).")] = "10",
     resolutions: Annotated[str, typer.Option(help="Task resolutions in px.")] = "16,32",
     train_per_class: Annotated[str, typer.Option(help="Per-class caps on labelled images "
@@ -494,6 +582,8 @@ def kb_build(
             raise ConfigError(f"--elite-from {elite_from}: no evaluated architectures")
     if not kb.exists() and str(kb) in kb_names():
         raise ConfigError(f"--kb {kb}: shipped knowledge bases are read-only; give a file path")
+    if anchors is None:
+        anchors = max(0, min(DEFAULT_ANCHORS, archs))
     caps = tuple(c or None for c in _csv_ints(train_per_class, "--train-per-class"))
     plan = BuildPlan(
         source=source, tasks=tasks, archs_per_task=archs, anchors=anchors,
@@ -572,7 +662,19 @@ def kb_stats_cmd(
         out.print_json(data=stats)
         return
     for table in format_stats(stats, max_tasks=max_tasks):
-        out.print(table)
+        _print_unwrapped_architectures(table)
+
+
+def _print_unwrapped_architectures(table: Table) -> None:
+    """Print a table whose architecture columns stay on one line per cell: wider than the
+    console if need be (the terminal then wraps whole lines, the strings stay copyable)."""
+    arch_columns = [c for c in table.columns if "architecture" in str(c.header).lower()]
+    for column in arch_columns:
+        column.no_wrap, column.overflow = True, "ignore"
+    width = out.width
+    if arch_columns:
+        width = max(width, table.__rich_measure__(out, out.options.update(width=10_000)).maximum)
+    Console(width=width, stderr=False).print(table)
 
 
 @kb_app.command("export")

@@ -168,3 +168,20 @@ def test_meta_train_unknown_option_is_a_one_line_error(method, tmp_path):
     assert res.exit_code == 2, res.output
     assert "bogus_option" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_search_explains_the_score_and_rejects_top_below_one():
+    res = run("search", "-d", "digits", "--top", "2")
+    assert res.exit_code == 0, res.output
+    assert "score: the value network's predicted accuracy, standardised per task" in res.output
+    res = runner.invoke(app, ["search", "-d", "digits", "--top", "0"])
+    assert res.exit_code == 2 and "--top must be >= 1" in res.output
+
+
+def test_help_shows_flags_without_a_value_type():
+    res = runner.invoke(app, ["search", "--help"], terminal_width=120)
+    assert res.exit_code == 0
+    rows = {ln.strip("│ ").split()[0]: ln for ln in res.output.splitlines()
+            if ln.strip("│ ").startswith("--")}
+    assert "<bool>" not in rows["--train"] and "<bool>" not in rows["--help"]
+    assert "<int>" in rows["--top"]

@@ -144,3 +144,13 @@ def test_kb_list_shows_recipe_names_with_brackets_verbatim():
     res = runner.invoke(app, ["kb", "list"], terminal_width=250)
     assert res.exit_code == 0, res.output
     assert "cpu-proxy[epochs=12]" in res.output
+
+
+def test_build_with_fewer_archs_than_the_default_anchors(tmp_path):
+    db = tmp_path / "kb.db"
+    args = [a for a in BUILD if a not in ("--anchors", "1")]
+    args[args.index("--archs") + 1] = "2"
+    res = runner.invoke(app, [*args, "--kb", str(db), "--tasks", "1"])
+    assert res.exit_code == 0, res.output
+    with KnowledgeBase(db, readonly=True) as kb:
+        assert kb.counts()["evaluations"] == 2
