@@ -178,6 +178,55 @@ def bench(
     return run_bench(config, progress=progress)
 
 
+def import_source(
+    name: str,
+    kb_path: str | Path,
+    *,
+    csv: str | Path | None = None,
+    standin: str | Path | None = None,
+    describe: bool = True,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Import a published source (:data:`metanas.kb.sources.SOURCES`) into a knowledge base.
+
+    ``csv`` defaults to ``knowledge/<file>`` of the shared datasets folder; task meta-features
+    are computed on ``standin`` (default: the shared Tiny-ImageNet zip) unless ``describe`` is
+    False. Resumable: rows already stored and tasks already described are skipped.
+    """
+    from metanas.features.standin import standin_describer
+    from metanas.kb import KnowledgeBase
+    from metanas.kb.sources import get_source
+    from metanas.kb.sources import import_source as _import
+    from metanas.paths import shared_datasets_dir
+    from metanas.progress import Bars
+
+    src = get_source(name)
+    shared = shared_datasets_dir()
+    if csv is None:
+        if shared is None:
+            raise ConfigError(f"{name}: pass the table's CSV file ({src.file}); no shared "
+                              "datasets folder found")
+        csv = shared / "knowledge" / src.file
+    describer = None
+    if describe:
+        if standin is None:
+            if shared is None:
+                raise ConfigError(f"{name}: pass a stand-in dataset for the task features "
+                                  "(Tiny-ImageNet); no shared datasets folder found")
+            standin = shared / "tiny-imagenet-200-64px.zip"
+        describer = standin_describer(as_dataset(standin, progress=progress), seed=seed)
+    with KnowledgeBase(kb_path) as kb, Bars(progress) as bars:
+        bar: list = []
+
+        def tick(n: int, total: int) -> None:
+            if not bar:
+                bar.append(bars.add(f"stand-in features of {name} tasks", total))
+            bars.set(bar[0], n)
+
+        return _import(kb, name, csv, describe=describer, progress=tick)
+
+
 def parse_arch(arch: str):
     """Validate an NB201 architecture string (clear error listing the format and the ops)."""
     return parse(arch)
@@ -213,7 +262,7 @@ def validate_value_net(kb_path: str | Path, *, folds: int = 5, **options) -> dic
 
 __all__ = [
     "METHODS", "Budget", "SearchResult", "TrainResult", "as_dataset", "bench",
-    "default_checkpoint",
+    "default_checkpoint", "import_source",
     "load_method", "meta_train", "parse_arch", "search", "space_info", "train",
     "validate_value_net",
 ]

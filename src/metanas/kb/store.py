@@ -931,6 +931,13 @@ class KnowledgeBase:
             for table in ("tasks", "architectures", "evaluations")
         }
 
+    def evaluation_counts_by_source(self) -> dict[str, int]:
+        """Number of evaluations per task source."""
+        rows = self.conn.execute(
+            "SELECT t.source, COUNT(*) FROM evaluations e JOIN tasks t ON t.id = e.task_id "
+            "GROUP BY t.source ORDER BY t.source").fetchall()
+        return {str(source): int(n) for source, n in rows}
+
     def export_csv(self, path: str | os.PathLike) -> int:
         """Write the joined evaluation rows to a CSV file (header + one row per evaluation).
 

@@ -13,7 +13,11 @@ import numpy as np
 
 from metanas.kb.store import KnowledgeBase
 
-__all__ = ["TARGET_METRICS", "accuracy_table", "heldout_accuracy", "top_architectures"]
+__all__ = ["FULL_TRAINING", "TARGET_METRICS", "accuracy_table", "fidelity_of",
+           "heldout_accuracy", "top_architectures"]
+
+FULL_TRAINING: dict[str, int] = {"epochs": 200, "C": 16, "N": 5}
+"""What "a full training" means: the NB201 recipe (200 epochs of the C=16, N=5 network)."""
 
 TARGET_METRICS = ("heldout", "val_acc", "test_acc")
 """``heldout``: accuracy over the validation and test splits of a task together (weighted by
@@ -31,6 +35,24 @@ def heldout_accuracy(row: Mapping, task: Mapping, metric: str = "heldout") -> fl
     if not parts:
         return None
     return float(sum(v * n for v, n in parts) / sum(n for _, n in parts))
+
+
+def fidelity_of(recipe_config: Mapping | None, task: Mapping) -> dict[str, float | None]:
+    """How an evaluation was trained: ``epochs``, ``C``, ``N``, ``resolution``,
+    ``images_per_class`` (``None`` = unknown). Published sources state it in their recipe
+    config; a recipe the knowledge base ran itself has it in its fields and the task's split."""
+    config = dict(recipe_config or {})
+    if isinstance(config.get("fidelity"), Mapping):
+        return {k: config["fidelity"].get(k) for k in
+                ("epochs", "C", "N", "resolution", "images_per_class")}
+    n_train, k = task.get("n_train"), task.get("num_classes")
+    return {
+        "epochs": config.get("epochs"),
+        "C": config.get("C"),
+        "N": config.get("N"),
+        "resolution": config.get("resolution") or task.get("resolution"),
+        "images_per_class": (n_train / k) if n_train and k else None,
+    }
 
 
 def accuracy_table(

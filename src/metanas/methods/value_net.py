@@ -18,6 +18,16 @@ Choices made here (the paper leaves them open):
   extrapolate arbitrarily, so they are masked out and the mask is stored in the checkpoint.
 * candidates are deduplicated by functional equivalence (canonical form) and cells whose output
   does not depend on the input are never proposed.
+* fidelity-aware (``fidelity_features=True``): the knowledge base mixes 12-epoch CPU proxies of
+  a C=8, N=1 network with published 200-epoch trainings of the full NB201 network. Each
+  evaluation's fidelity (:func:`metanas.kb.views.fidelity_of`) enters as three more task-side
+  inputs (log2 epochs, log2 C, log2 N; resolution and images per class are already
+  meta-features), and a search ranks for the fidelity of a full NB201 training by default
+  (``fidelity="full"``; ``"proxy"`` ranks for the knowledge base's proxy).
+* tasks with fewer than 3 evaluated cells cannot be z-scored (MetaD2A's database has 2,696 such
+  tasks of 1-2 records): with ``pool_small_tasks`` those of one source are pooled into one task
+  (per cell the mean accuracy over them, features averaged), since they are draws of one kind
+  of task (20-way ImageNet-32); otherwise they are dropped.
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ from torch import nn
 from metanas.data import ImageDataset
 from metanas.errors import CheckpointError, ConfigError, KnowledgeBaseError
 from metanas.features.metafeatures import FEATURE_NAMES, compute_meta_features, feature_vector
-from metanas.kb.views import TARGET_METRICS, heldout_accuracy
+from metanas.kb.views import FULL_TRAINING, TARGET_METRICS, fidelity_of, heldout_accuracy
 from metanas.methods.checkpoints import read_checkpoint, write_checkpoint
 from metanas.methods.interface import (
     Budget,
@@ -69,6 +79,10 @@ class ValueNetConfig:
     seed: int = 0
     metric: str = "heldout"
     recipe: str | None = None
+    fidelity_features: bool = True
+    pool_small_tasks: bool = True
+    exclude_sources: str = ""
+    """Comma-separated task sources left out of meta-training (leave-one-source-out)."""
 
     def __post_init__(self) -> None:
         if self.loss not in ("mse", "rank", "mse+rank"):
@@ -122,33 +136,98 @@ class TrainingData:
     target: np.ndarray  # (R,)
     accuracy: np.ndarray  # (R,) raw metric
     resolutions: list[int] = field(default_factory=list)
+    fidelities: list[dict[str, Any]] = field(default_factory=list)
+    """Distinct (epochs, C, N) of the evaluations, most evaluations first."""
+    fidelity_inputs: bool = False
+    """Whether ``features`` end with the :data:`FIDELITY_NAMES` inputs."""
+
+
+FIDELITY_NAMES: tuple[str, ...] = ("log2_epochs", "log2_width", "log2_depth")
+
+
+def fidelity_vector(fidelity: dict[str, Any]) -> np.ndarray:
+    """The fidelity inputs of one evaluation group (unknown epochs: the NB201 recipe's 200)."""
+    epochs = fidelity.get("epochs") or FULL_TRAINING["epochs"]
+    width = fidelity.get("C") or FULL_TRAINING["C"]
+    depth = fidelity.get("N") or FULL_TRAINING["N"]
+    return np.log2(np.array([epochs, width, depth], dtype=np.float32))
+
+
+def _excluded(config: ValueNetConfig) -> set[str]:
+    return {s.strip() for s in config.exclude_sources.split(",") if s.strip()}
 
 
 def load_training_data(kb, config: ValueNetConfig) -> TrainingData:
-    """Average repeated seeds; keep tasks with meta-features and at least 3 architectures."""
+    """Average repeated seeds per (task, recipe); keep groups with meta-features and at least
+    3 architectures (smaller ones pooled per source, see the module docstring)."""
     rows = kb.evaluations(recipe=config.recipe)
     tasks = {t["key"]: t for t in kb.tasks()}
-    per_task: dict[str, dict[str, list[float]]] = {}
+    recipes = {r["hash"]: r.get("config") or {} for r in kb.recipes()}
+    excluded = _excluded(config)
+    groups: dict[tuple[str, str], dict[str, list[float]]] = {}
     for r in rows:
         task = tasks.get(r["task_key"])
-        if task is None or not task.get("meta_features"):
+        if task is None or not task.get("meta_features") or task["source"] in excluded:
             continue
         value = heldout_accuracy(r, task, config.metric)
         if value is None:
             continue
-        per_task.setdefault(r["task_key"], {}).setdefault(r["arch"], []).append(float(value))
-    keys = sorted(k for k, archs in per_task.items() if len(archs) >= 3)
-    if len(keys) < 2:
+        groups.setdefault((r["task_key"], r["recipe_hash"]), {}).setdefault(
+            r["arch"], []).append(float(value))
+
+    counts: dict[tuple, int] = {}
+    for (key, rhash), archs in groups.items():
+        fid = fidelity_of(recipes.get(rhash), tasks[key])
+        trio = tuple(fid.get(k) for k in ("epochs", "C", "N"))
+        counts[trio] = counts.get(trio, 0) + sum(len(v) for v in archs.values())
+    fidelities = [dict(zip(("epochs", "C", "N"), trio, strict=True))
+                  for trio, _ in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))]
+
+    # fidelity inputs only where the knowledge base mixes fidelities (constant ones add nothing)
+    with_fidelity = config.fidelity_features and len(fidelities) > 1
+
+    def features_of(key: str, rhash: str) -> np.ndarray:
+        vec = feature_vector(tasks[key]["meta_features"])
+        if with_fidelity:
+            vec = np.concatenate([vec, fidelity_vector(fidelity_of(recipes.get(rhash), tasks[key]))])
+        return vec
+
+    recipes_per_task: dict[str, int] = {}
+    for key, _ in groups:
+        recipes_per_task[key] = recipes_per_task.get(key, 0) + 1
+    entries: list[tuple[str, np.ndarray, dict[str, float], int | None]] = []
+    pooled: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for (key, rhash), archs in sorted(groups.items()):
+        if len(archs) >= 3:
+            entries.append((key if recipes_per_task[key] == 1 else f"{key}:{rhash}",
+                            features_of(key, rhash),
+                            {a: float(np.mean(v)) for a, v in archs.items()},
+                            tasks[key].get("resolution")))
+        elif config.pool_small_tasks:
+            pooled.setdefault((tasks[key]["source"], rhash), []).append((key, rhash))
+    for (source, rhash), members in sorted(pooled.items()):
+        per_arch: dict[str, list[float]] = {}
+        for member in members:
+            for a, v in groups[member].items():
+                per_arch.setdefault(a, []).append(float(np.mean(v)))
+        if len(per_arch) < 3:
+            continue
+        feats = np.mean([features_of(*m) for m in members], axis=0)
+        entries.append((f"pooled:{source}:{rhash}", feats,
+                        {a: float(np.mean(v)) for a, v in per_arch.items()},
+                        tasks[members[0][0]].get("resolution")))
+    if len(entries) < 2:
         raise KnowledgeBaseError(
             "the knowledge base needs at least 2 tasks with meta-features and >= 3 evaluated "
             f"architectures each (metric {config.metric}, recipe {config.recipe or 'any'}); "
-            f"found {len(keys)}"
+            f"found {len(entries)}"
         )
-    feats, t_idx, archs, target, acc = [], [], [], [], []
-    for i, key in enumerate(keys):
-        feats.append(feature_vector(tasks[key]["meta_features"]))
-        names = sorted(per_task[key])
-        values = np.array([np.mean(per_task[key][a]) for a in names])
+    feats, t_idx, archs, target, acc, keys = [], [], [], [], [], []
+    for i, (key, vec, per_arch, _res) in enumerate(entries):
+        keys.append(key)
+        feats.append(vec)
+        names = sorted(per_arch)
+        values = np.array([per_arch[a] for a in names])
         if config.target == "zscore":
             tgt = (values - values.mean()) / (values.std() + 1e-6)
         else:
@@ -158,7 +237,7 @@ def load_training_data(kb, config: ValueNetConfig) -> TrainingData:
             archs.append(NB201Arch.from_string(a).one_hot())
             target.append(tv)
             acc.append(v)
-    resolutions = sorted({int(tasks[k]["resolution"]) for k in keys if tasks[k].get("resolution")})
+    resolutions = sorted({int(res) for *_x, res in entries if res})
     return TrainingData(
         task_keys=keys,
         features=np.stack(feats),
@@ -167,6 +246,8 @@ def load_training_data(kb, config: ValueNetConfig) -> TrainingData:
         target=np.array(target, dtype=np.float32),
         accuracy=np.array(acc, dtype=np.float32),
         resolutions=resolutions,
+        fidelities=fidelities,
+        fidelity_inputs=with_fidelity,
     )
 
 
@@ -266,16 +347,39 @@ class ValueNetMethod(MetaLearnedMethod):
             "train_seconds": round(time.perf_counter() - start, 2),
             "resolutions": data.resolutions,
             "feature_names": list(FEATURE_NAMES),
+            "fidelity_names": list(FIDELITY_NAMES) if data.fidelity_inputs else [],
+            "fidelities": data.fidelities,
+            "excluded_sources": sorted(_excluded(config)),
         }
         return cls(net, feature_mean=mean, feature_std=std, feature_mask=mask, config=config,
                    info=info)
 
     # ----- scoring ------------------------------------------------------------------------
-    def encode_features(self, features: dict[str, float]) -> torch.Tensor:
+    def target_fidelity(self, fidelity: str | dict[str, Any] = "full") -> dict[str, Any]:
+        """``"full"``: a full NB201 training; ``"proxy"``: the fidelity of most meta-training
+        evaluations; or a dict with ``epochs``, ``C``, ``N``."""
+        if isinstance(fidelity, dict):
+            return fidelity
+        if fidelity == "full":
+            return dict(FULL_TRAINING)
+        if fidelity == "proxy":
+            seen = self.info.get("fidelities") or [FULL_TRAINING]
+            return dict(seen[0])
+        raise ConfigError(f"value-net fidelity must be full or proxy, got {fidelity!r}")
+
+    def encode_features(self, features: dict[str, float],
+                        fidelity: str | dict[str, Any] = "full") -> torch.Tensor:
         """Standardize with the knowledge base's statistics, clipped to +-FEATURE_CLIP so a
         dataset unlike every meta-training task is treated as the nearest edge of the data
-        rather than extrapolated."""
-        vec = (feature_vector(features) - self.feature_mean) / self.feature_std * self.feature_mask
+        rather than extrapolated. A fidelity-aware network also gets the target fidelity."""
+        raw = feature_vector(features)
+        if self.info.get("fidelity_names"):
+            raw = np.concatenate([raw, fidelity_vector(self.target_fidelity(fidelity))])
+        return self.encode_vector(raw)
+
+    def encode_vector(self, raw: np.ndarray) -> torch.Tensor:
+        """A raw input row (meta-features, then fidelity inputs) as the network's input."""
+        vec = (raw - self.feature_mean) / self.feature_std * self.feature_mask
         vec = np.clip(vec, -FEATURE_CLIP, FEATURE_CLIP)
         return torch.tensor(vec, dtype=torch.float32)[None]
 
@@ -328,20 +432,23 @@ class ValueNetMethod(MetaLearnedMethod):
         mode: str = "gradient",
         restarts: int = 8,
         max_train_per_class: int | None = 500,
+        fidelity: str = "full",
+        resolution: int | None = None,
     ) -> SearchResult:
         if mode not in ("gradient", "exhaustive"):
             raise ConfigError(f"value-net mode must be gradient or exhaustive, got {mode!r}")
         if budget is not None:
             raise ConfigError("value-net ranks without training: it takes no --budget or "
                               "--budget-evals")
+        target = self.target_fidelity(fidelity)
         t0 = time.perf_counter()
         task = make_task(
-            dataset, resolution=self.task_resolution(dataset),
+            dataset, resolution=resolution or self.task_resolution(dataset),
             max_train_per_class=max_train_per_class, seed=seed,
         )
         t_task = time.perf_counter()
         features = compute_meta_features(task, seed=seed)
-        f = self.encode_features(features)
+        f = self.encode_features(features, target)
         t_feat = time.perf_counter()
         with single_threaded():  # a small MLP: threads only add waiting on a busy machine
             all_scores = self.score_all(f)
@@ -379,6 +486,7 @@ class ValueNetMethod(MetaLearnedMethod):
             details={
                 "mode": mode,
                 "resolution": task.resolution,
+                "fidelity": target,
                 "meta_features": features,
                 "gradient_picks": [p.to_string() for p in picks],
                 "exhaustive_rank_of_top": int(rank_of[top_index]),
@@ -411,10 +519,18 @@ class ValueNetMethod(MetaLearnedMethod):
             info = json.loads(meta.get("info", "{}"))
             if info.get("feature_names", list(FEATURE_NAMES)) != list(FEATURE_NAMES):
                 raise CheckpointError(f"{path} was trained on other meta-features")
+            fidelity_names = info.get("fidelity_names") or []
+            if fidelity_names and fidelity_names != list(FIDELITY_NAMES):
+                raise CheckpointError(f"{path} was trained on other fidelity inputs")
+            if int(meta["n_features"]) != len(FEATURE_NAMES) + len(fidelity_names):
+                raise CheckpointError(f"{path}: n_features {meta['n_features']} does not match "
+                                      f"its {len(FEATURE_NAMES) + len(fidelity_names)} inputs")
             net = ValueNetwork(int(meta["n_features"]), config.hidden, config.embed,
                                config.dropout)
             net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-        except (KeyError, TypeError, RuntimeError, json.JSONDecodeError) as exc:
+        except (KeyError, TypeError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
+            if isinstance(exc, CheckpointError):
+                raise
             raise CheckpointError(f"{path}: incompatible value-net checkpoint ({exc})") from None
         try:
             stats = {k: tensors[f"feature_{k}"].numpy() for k in ("mean", "std", "mask")}
@@ -441,6 +557,8 @@ def _subset(data: TrainingData, task_ids: np.ndarray) -> TrainingData:
         target=data.target[rows],
         accuracy=data.accuracy[rows],
         resolutions=data.resolutions,
+        fidelities=data.fidelities,
+        fidelity_inputs=data.fidelity_inputs,
     )
 
 
@@ -470,8 +588,7 @@ def cross_validate(kb, *, folds: int = 5, progress: bool = False, **options) -> 
             for t in held:
                 rows = data.task_index == t
                 archs = [NB201Arch.from_probabilities(a) for a in data.archs[rows]]
-                feats = dict(zip(FEATURE_NAMES, data.features[t].tolist(), strict=True))
-                pred = model.score(feats, archs)
+                pred = model.score(model.encode_vector(data.features[t]), archs)
                 acc = data.accuracy[rows]
                 rec = {
                     "task": data.task_keys[t],

@@ -1,0 +1,154 @@
+"""Leave one source out, judged on real ground truth: the development protocol of issue 12.
+
+Meta-train every variant on a knowledge base *without* the held-out published source (default:
+the NB201 ImageNet16-120 table), search that source's stand-in dataset (Tiny-ImageNet at 16 px),
+and look the picks up in the held-out table (200-epoch test accuracy): top-1 and best of the
+top 5, next to random search's best-of-N (exact expectation over the table) and the oracle.
+
+    python benchmarks/leave_source_out.py --kb kb/staging/tinyimagenet-v2.db --seeds 0,1
+
+Prints a table; writes JSON and a PNG (``--out``, default docs/results/leave_in16_out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from math import comb
+from pathlib import Path
+
+import numpy as np
+
+from metanas.data import load_dataset
+from metanas.kb import KnowledgeBase
+from metanas.kb.views import accuracy_table, top_architectures
+from metanas.methods.value_net import ValueNetMethod
+from metanas.paths import shared_datasets_dir
+
+PUBLISHED = ("nb201-imagenet16-120", "metad2a-imagenet32")
+
+
+def expected_best_of(values: np.ndarray, n: int) -> float:
+    """E[max of n cells drawn without replacement] over the table (exact order statistics)."""
+    v = np.sort(values)
+    m = len(v)
+    # P(max = v[i]) = C(i, n-1) / C(m, n) for the i-th smallest (0-based)
+    weights = np.array([comb(i, n - 1) for i in range(m)], dtype=float) / comb(m, n)
+    return float((weights * v).sum())
+
+
+def read_table(path: Path) -> dict[str, float]:
+    with path.open(newline="") as fh:
+        return {r["arch"]: float(r["test_acc"]) for r in csv.DictReader(fh)}
+
+
+def variants(heldout: str) -> dict[str, dict]:
+    """name -> value-net options (sources left out of meta-training besides ``heldout``)."""
+    others = [s for s in PUBLISHED if s != heldout]
+    return {
+        "value-net, KB v1 only": {"exclude_sources": ",".join([heldout, *others])},
+        "value-net, published only": {"exclude_sources": ",".join(
+            [heldout, "tiny-imagenet-200-64px"])},
+        "value-net, all sources, no fidelity input": {
+            "exclude_sources": heldout, "fidelity_features": False},
+        "value-net, all sources, fidelity-aware": {"exclude_sources": heldout},
+    }
+
+
+def prior_pick(kb: KnowledgeBase, source: str) -> list[str]:
+    """The best cells of one source by shrunken mean per-task z-score (a task-agnostic prior)."""
+    table = accuracy_table(kb, source=source)
+    return [a for a, _, _ in top_architectures(table, 5)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--kb", default="kb/staging/tinyimagenet-v2.db")
+    ap.add_argument("--heldout", default="nb201-imagenet16-120")
+    ap.add_argument("--table", default=None, help="CSV of the held-out source (arch,test_acc)")
+    ap.add_argument("--standin", default=None, help="dataset searched for the held-out task")
+    ap.add_argument("--resolution", type=int, default=16)
+    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--epochs", type=int, default=100)
+    ap.add_argument("--out", default="docs/results/leave_in16_out")
+    args = ap.parse_args()
+
+    shared = shared_datasets_dir()
+    table_path = Path(args.table) if args.table else shared / "knowledge" / (
+        "nb201-imagenet16-120.csv")
+    standin = args.standin or str(shared / "tiny-imagenet-200-64px.zip")
+    truth = read_table(table_path)
+    values = np.array(list(truth.values()))
+    reference = {"oracle": float(values.max()), "median": float(np.median(values)),
+                 **{f"random best of {n}": expected_best_of(values, n) for n in (10, 100)}}
+    data = load_dataset(standin)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    rows = []
+    with KnowledgeBase(args.kb, readonly=True) as kb:
+        for source in ("metad2a-imagenet32", "tiny-imagenet-200-64px"):
+            picks = prior_pick(kb, source)
+            if picks:
+                rows.append({"variant": f"global prior of {source}", "seed": None,
+                             "top1": truth[picks[0]], "best5": max(truth[a] for a in picks[:5]),
+                             "picks": picks, "meta_train_s": 0.0, "search_s": 0.0})
+        for name, options in variants(args.heldout).items():
+            for seed in seeds:
+                t0 = time.perf_counter()
+                model = ValueNetMethod.meta_train(kb, seed=seed, epochs=args.epochs, **options)
+                t1 = time.perf_counter()
+                res = model.search(data, top=5, seed=seed, resolution=args.resolution)
+                picks = [c.arch for c in res.candidates]
+                rows.append({"variant": name, "seed": seed, "top1": truth[picks[0]],
+                             "best5": max(truth[a] for a in picks), "picks": picks,
+                             "meta_train_s": t1 - t0, "search_s": res.search_seconds,
+                             "tasks": model.info["tasks"],
+                             "evaluations": model.info["evaluations"]})
+                print(f"{name} seed {seed}: top-1 {rows[-1]['top1']:.2f} best-of-5 "
+                      f"{rows[-1]['best5']:.2f} ({t1 - t0:.0f} s meta-training)", flush=True)
+
+    summary = {}
+    for r in rows:
+        s = summary.setdefault(r["variant"], {"top1": [], "best5": []})
+        s["top1"].append(r["top1"])
+        s["best5"].append(r["best5"])
+    print(f"\nheld out: {args.heldout}; searched: {Path(standin).name} at {args.resolution} px")
+    print(f"{'variant':48s} {'top-1':>7s} {'best of 5':>10s}")
+    for name, s in summary.items():
+        print(f"{name:48s} {np.mean(s['top1']):7.2f} {np.mean(s['best5']):10.2f}")
+    for name, v in reference.items():
+        print(f"{name:48s} {v:7.2f}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"heldout": args.heldout, "kb": str(args.kb), "standin": Path(standin).name,
+               "resolution": args.resolution, "seeds": seeds, "reference": reference,
+               "summary": {k: {m: float(np.mean(v)) for m, v in s.items()}
+                           for k, s in summary.items()}, "rows": rows}
+    out.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
+    plot(summary, reference, out.with_suffix(".png"), args.heldout)
+
+
+def plot(summary: dict, reference: dict, path: Path, heldout: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(summary)
+    y = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(names) + 1.5))
+    ax.barh(y - 0.2, [np.mean(summary[n]["top1"]) for n in names], 0.4, label="top-1")
+    ax.barh(y + 0.2, [np.mean(summary[n]["best5"]) for n in names], 0.4, label="best of top 5")
+    for (label, v), style in zip(reference.items(), ("-", ":", "--", "-."), strict=False):
+        ax.axvline(v, color="k", linestyle=style, linewidth=1, label=f"{label} {v:.1f}")
+    ax.set_yticks(y, names)
+    ax.set_xlim(min(reference.values()) - 5, reference["oracle"] + 1)
+    ax.set_xlabel(f"{heldout} test accuracy of the pick (%, 200 epochs)")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
