@@ -49,3 +49,11 @@ def test_disabled_prints_nothing(capsys):
         bars.set(bar, 2)
         bars.advance(bar)
     assert capsys.readouterr().err == ""
+
+
+def test_advance_by_an_amount(capsys):
+    with Bars(True, lines=True, interval=60) as bars:
+        bar = bars.add("decoding images.zip", 1000)
+        bars.advance(bar, amount=256)
+        bars.advance(bar, amount=744)
+    assert capsys.readouterr().err.startswith("decoding images.zip: 1000/1000 (100%) ")

@@ -97,13 +97,13 @@ class Bars:
         elif self._prog is not None:
             self._prog.update(bar, completed=completed)
 
-    def advance(self, bar, status: str | None = None) -> None:
+    def advance(self, bar, status: str | None = None, amount: int = 1) -> None:
         if self._log is not None:
-            self._log.update(bar, advance=1, status=status)
+            self._log.update(bar, advance=amount, status=status)
         elif self._prog is not None:
             if status is not None:
                 self._prog.update(bar, status=status)
-            self._prog.advance(bar)
+            self._prog.advance(bar, amount)
 
 
 @dataclass

@@ -584,16 +584,16 @@ def _resize(im: np.ndarray, h: int, w: int) -> np.ndarray:
 
 @contextmanager
 def _progress_bar(show: bool, total: int, description: str) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr, or a no-op; yields an ``advance(n)`` callable."""
+    """A progress bar on stderr (:class:`metanas.progress.Bars`: progress lines when stderr is
+    not a terminal), or a no-op; yields an ``advance(n)`` callable."""
     if not show:
         yield lambda n: None
         return
-    from rich.console import Console
-    from rich.progress import Progress
+    from metanas.progress import Bars
 
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+    with Bars(transient=True) as bars:
+        bar = bars.add(description, total)
+        yield lambda n: bars.advance(bar, amount=n)
 
 
 # --------------------------------------------------------------------------------------------
