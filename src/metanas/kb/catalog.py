@@ -120,6 +120,11 @@ def pack_kb(db: Path, name: str, *, root: Path | None = None, description: str =
             dst.execute("VACUUM")
             counts = {t: dst.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
                       for t in ("tasks", "architectures", "evaluations")}
+            per_source = {
+                source: {"tasks": int(tasks), "evaluations": int(evals)}
+                for source, tasks, evals in dst.execute(
+                    "SELECT t.source, COUNT(DISTINCT t.id), COUNT(e.id) FROM tasks t LEFT JOIN "
+                    "evaluations e ON e.task_id = t.id GROUP BY t.source ORDER BY t.source")}
             dst.close()
         finally:
             src.close()
@@ -135,6 +140,7 @@ def pack_kb(db: Path, name: str, *, root: Path | None = None, description: str =
             "db_sha256": _sha256(compact),
             "db_bytes": compact.stat().st_size,
             **counts,
+            "sources": per_source,
             "description": description,
         }
     data = catalog(root)

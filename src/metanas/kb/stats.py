@@ -8,6 +8,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from metanas.kb.sources import SOURCES
 from metanas.kb.store import KnowledgeBase
 
 __all__ = ["format_stats", "kb_stats"]
@@ -46,6 +47,13 @@ def kb_stats(kb: KnowledgeBase) -> dict[str, Any]:
         "LEFT JOIN evaluations e ON e.task_id = t.id GROUP BY t.source ORDER BY t.source"
     ):
         sources[row[0]] = {"tasks": int(row[1]), "evaluations": int(row[2])}
+    for name, row in sources.items():
+        published = SOURCES.get(name)
+        row["fidelity"] = (_fidelity_text(published.fidelity.to_dict()) if published
+                           else "own runs (per recipe)")
+        if published is not None:
+            row.update(licence=published.licence, citation=published.citation,
+                       standin=published.standin)
 
     # Two passes (mean, then squared deviations) so the std of equal values is exactly 0.
     deviations = {
@@ -159,6 +167,11 @@ def _mean_std(summary: dict[str, Any]) -> str:
     return f"{_pct(summary['mean'])} ± {_pct(summary['std'])}"
 
 
+def _fidelity_text(fidelity: dict[str, Any]) -> str:
+    parts = [f"{k}={'?' if v is None else round(v)}" for k, v in fidelity.items()]
+    return ", ".join(parts)
+
+
 def format_stats(stats: dict[str, Any], *, max_tasks: int | None = 50) -> list[Table]:
     """Rich tables for :func:`kb_stats` output: summary, sources, and tasks.
 
@@ -186,8 +199,11 @@ def format_stats(stats: dict[str, Any], *, max_tasks: int | None = 50) -> list[T
     sources.add_column("source")
     sources.add_column("tasks", justify="right")
     sources.add_column("evaluations", justify="right")
+    sources.add_column("fidelity")
+    sources.add_column("licence")
     for name, row in stats["sources"].items():
-        sources.add_row(escape(name), str(row["tasks"]), str(row["evaluations"]))
+        sources.add_row(escape(name), str(row["tasks"]), str(row["evaluations"]),
+                        escape(row.get("fidelity", "")), escape(row.get("licence", "-")))
 
     all_tasks = stats["tasks"]
     shown = all_tasks if max_tasks is None else all_tasks[:max_tasks]
