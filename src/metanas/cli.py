@@ -263,6 +263,8 @@ def _save_model(model, path: Path, info: dict) -> None:
     from safetensors import SafetensorError
     from safetensors.torch import save_file
 
+    from metanas.paths import give_default_mode
+
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     meta = {"format": "metanas.nb201-network/1", "arch": info["arch"],
             "config": json.dumps(model.config), "result": json.dumps(info)}
@@ -270,6 +272,7 @@ def _save_model(model, path: Path, info: dict) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         save_file(state, str(tmp), metadata=meta)
+        give_default_mode(tmp)  # safetensors creates it 0600
         tmp.replace(path)
     except (OSError, SafetensorError) as exc:
         with contextlib.suppress(OSError):
@@ -445,6 +448,56 @@ def bench_cmd(
     out.print(table)
     for kind, path in report.files.items():
         out.print(f"{kind}: {path}", highlight=False, markup=False)
+
+
+@app.command("zero-cost")
+@handles_errors
+def zero_cost_cmd(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Builtin name (digits), .npz, "
+                                         "ImageFolder directory or .zip.")],
+    arch: Annotated[list[str] | None, typer.Option("--arch", help="NB201 cell (NATS-Bench "
+                                                   "string), repeatable.")] = None,
+    sample: Annotated[int | None, typer.Option(help="Score N seeded random distinct cells "
+                                               "instead of --arch.")] = None,
+    proxies: Annotated[str | None, typer.Option(help="Comma-separated proxies (default: all): "
+                                                "nwot, synflow, snip, grad_norm, jacov, fisher, "
+                                                "grasp, zico, params, flops.")] = None,
+    C: Annotated[int, typer.Option("--C", help="Network width (NB201: 16).")] = 16,
+    N: Annotated[int, typer.Option("--N", help="Cells per stage (NB201: 5).")] = 5,
+    resolution: Annotated[int | None, typer.Option(help="Image size in px (default: the "
+                                                   "dataset's).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images in the scored batch.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of the batch, the init and --sample.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result as JSON.")] = None,
+) -> None:
+    """Score NB201 cells with training-free zero-cost proxies on a dataset (higher is better)."""
+    api = _api()
+    if (not arch) == (sample is None):
+        raise ConfigError("give --arch (repeatable) or --sample N, not both")
+    check_output(json_out, "--json")
+    result = api.zero_cost(dataset, archs=arch or None, sample=sample, proxies=proxies, C=C,
+                           N=N, resolution=resolution, batch_size=batch_size, seed=seed,
+                           progress=True)
+    cfg = result["config"]
+    table = Table(title=f"zero-cost proxies on {result['task']['name']} (C={cfg['C']}, "
+                        f"N={cfg['N']}, {cfg['resolution']} px, batch {cfg['batch_size']}, "
+                        f"seed {cfg['seed']}; higher is better)")
+    table.add_column("architecture", no_wrap=True)
+    for p in result["proxies"]:
+        table.add_column(p, justify="right")
+    table.add_column("s", justify="right")
+    for cell in result["cells"]:
+        table.add_row(cell["arch"], *(f"{cell['scores'][p]:.4g}" for p in result["proxies"]),
+                      f"{cell['seconds_total']:.2f}")
+    out.print(table)
+    flagged = [c for c in result["cells"] if c["nonfinite"]]
+    if flagged:
+        out.print(f"{len(flagged)} cell(s) with a score that could not be computed (-inf, ranks "
+                  "last): no path from input to output or a numeric failure", highlight=False)
+    out.print(f"zero-cost: {result['seconds']:.2f} s for {len(result['cells'])} cell(s)",
+              highlight=False)
+    if json_out:
+        write_json(json_out, result)
 
 
 # ----- information ----------------------------------------------------------------------------
@@ -627,6 +680,31 @@ def kb_import_table(
     out.print_json(data=summary)
 
 
+@kb_app.command("import-source")
+@handles_errors
+def kb_import_source(
+    name: Annotated[str, typer.Argument(help="Published source: nb201-imagenet16-120 or "
+                                        "metad2a-imagenet32 (docs/knowledge_base.md).")],
+    kb: Annotated[Path, typer.Option(help="Knowledge base file (created or resumed).")],
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="The source's CSV (default: "
+                                                  "../shared/datasets/knowledge/).")] = None,
+    standin: Annotated[str | None, typer.Option(help="Dataset standing in for the source's "
+                                                "missing images (default: the shared "
+                                                "Tiny-ImageNet zip).")] = None,
+    no_features: Annotated[bool, typer.Option("--no-features", help="Skip the stand-in "
+                                              "meta-features.")] = False,
+) -> None:
+    """Import a published high-fidelity source with its provenance and fidelity (resumable)."""
+    api = _api()
+    from metanas.kb import kb_names
+
+    if not kb.exists() and str(kb) in kb_names():
+        raise ConfigError(f"--kb {kb}: shipped knowledge bases are read-only; give a file path")
+    summary = api.import_source(name, kb, csv=csv_path, standin=standin,
+                                describe=not no_features, progress=True)
+    out.print_json(data=summary)
+
+
 @kb_app.command("list")
 @handles_errors
 def kb_list() -> None:
@@ -641,6 +719,9 @@ def kb_list() -> None:
         label = f"{name} (default)" if name == data.get("default") else name
         table.add_row(label, str(e["tasks"]), str(e["architectures"]), str(e["evaluations"]),
                       f"{e['bytes'] / 1e6:.2f} MB", escape(e.get("description", "")))
+        for source, n in sorted((e.get("sources") or {}).items()):
+            table.add_row(f"  {escape(source)}", str(n["tasks"]), "", str(n["evaluations"]),
+                          "", "")
     out.print(table)
 
 

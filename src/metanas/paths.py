@@ -38,3 +38,12 @@ def shared_datasets_dir() -> Path | None:
         if cand.is_dir():
             return cand
     return None
+
+
+def give_default_mode(path: str | os.PathLike) -> None:
+    """Give ``path`` the mode a plainly created file gets (0o666 minus the umask, usually
+    0o644). ``tempfile.mkstemp`` and safetensors' ``save_file`` create files readable by their
+    owner only (0o600); call this on such a temporary file before renaming it into place."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)

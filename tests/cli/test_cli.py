@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -55,6 +56,13 @@ def test_search_with_train_reports_test_accuracy(tmp_path):
     trained = json.loads(out.read_text())["trained"]
     assert trained["test_acc"] > 0.3  # 10 classes: chance is 0.1; 2 epochs only
     assert model.stat().st_size > 1000
+    assert model.stat().st_mode & 0o777 == 0o666 & ~_umask()  # not safetensors' 0600
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_random_baseline_from_cli(tmp_path):
