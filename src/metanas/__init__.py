@@ -13,9 +13,20 @@ from typing import TYPE_CHECKING
 from metanas.version import __version__
 
 if TYPE_CHECKING:
-    from metanas.api import Budget, load_method, meta_train, search, space_info, train
+    from metanas.api import (
+        Budget,
+        load_method,
+        meta_train,
+        search,
+        space_info,
+        train,
+        zero_cost,
+    )
 
-__all__ = ["Budget", "__version__", "load_method", "meta_train", "search", "space_info", "train"]
+__all__ = [
+    "Budget", "__version__", "load_method", "meta_train", "search", "space_info", "train",
+    "zero_cost",
+]
 _API = frozenset(__all__) - {"__version__"}
 
 

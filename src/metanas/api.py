@@ -260,9 +260,72 @@ def validate_value_net(kb_path: str | Path, *, folds: int = 5, **options) -> dic
         return cross_validate(kb, folds=folds, **options)
 
 
+def zero_cost(
+    dataset: str | Path | ImageDataset | tuple,
+    archs: list[str] | None = None,
+    sample: int | None = None,
+    proxies: str | list[str] | None = None,
+    C: int = 16,
+    N: int = 5,
+    resolution: int | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Zero-cost proxy scores (higher predicts better) of NB201 cells on ``dataset``.
+
+    The cells are ``archs`` (NATS-Bench strings) or ``sample`` seeded distinct connected cells;
+    each is scored at initialisation (``torch.manual_seed(seed)``) as an NB201 network of size
+    ``C``, ``N`` at ``resolution`` px (default: the dataset's) on one seeded batch of
+    ``batch_size`` training images; ``proxies`` defaults to all of
+    :data:`metanas.features.zero_cost.PROXIES`. Returns the task, the settings and per cell
+    ``{"arch", "scores", "seconds", "seconds_total", "nonfinite"}`` (a score that could not be
+    computed is ``-inf`` and its proxy is listed in ``nonfinite``).
+    """
+    from metanas.features import zero_cost as zc
+    from metanas.progress import Bars
+    from metanas.spaces.nb201 import NB201Arch
+
+    names = zc.check_proxies(proxies)
+    config = zc.ZeroCostConfig(C=C, N=N, batch_size=batch_size, seed=seed)
+    if (archs is None) == (sample is None):
+        raise ConfigError("zero_cost needs either archs or sample (not both)")
+    if archs is not None:
+        cells = [parse(a) for a in archs]
+        if not cells:
+            raise ConfigError("zero_cost got an empty list of archs")
+    else:
+        if isinstance(sample, bool) or not isinstance(sample, int) or sample < 1:
+            raise ConfigError(f"sample must be a positive integer, got {sample!r}")
+        cells = NB201Arch.sample_distinct(sample, seed)
+    data = as_dataset(dataset, seed=seed, progress=progress)
+    res = data.image_size[0] if resolution is None else resolution
+    # only one batch is scored: a few images per class suffice (and normalise it)
+    per_class = max(8, -(-2 * batch_size // data.num_classes))
+    task = make_task(data, resolution=res, max_train_per_class=per_class, max_test_per_class=1,
+                     seed=seed)
+    start = time.perf_counter()
+    with Bars(progress) as bars:
+        bar = bars.add("zero-cost proxies", len(cells))
+
+        def tick(done: int, total: int, last: dict[str, Any]) -> None:
+            bars.set(bar, done)
+
+        results = zc.score_cells(task, cells, proxies=names, config=config, progress=tick)
+    return {
+        "dataset": data.name,
+        "task": task.describe(),
+        "config": {**config.to_dict(), "resolution": res},
+        "proxies": list(names),
+        "higher_is_better": True,
+        "cells": results,
+        "seconds": time.perf_counter() - start,
+    }
+
+
 __all__ = [
     "METHODS", "Budget", "SearchResult", "TrainResult", "as_dataset", "bench",
     "default_checkpoint", "import_source",
     "load_method", "meta_train", "parse_arch", "search", "space_info", "train",
-    "validate_value_net",
+    "validate_value_net", "zero_cost",
 ]

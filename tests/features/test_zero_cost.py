@@ -1,0 +1,127 @@
+"""Zero-cost proxies: determinism, agreement with the counters, sanity of the ranking, and the
+documented behaviour on degenerate inputs (tiny networks, 8 px digits)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from metanas import api
+from metanas.cli import app
+from metanas.data import load_dataset
+from metanas.errors import ConfigError, DatasetError
+from metanas.features.zero_cost import (
+    PROXIES,
+    ZeroCostConfig,
+    check_proxies,
+    proxy_batch,
+    score_cell,
+    score_cells,
+)
+from metanas.spaces.nb201 import NB201Network, count_macs, count_params
+from metanas.tasks import make_task
+
+TINY = ZeroCostConfig(C=4, N=1, batch_size=16, seed=0)
+CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+POOL = "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|avg_pool_3x3~1|avg_pool_3x3~2|"
+NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+MIXED = "|skip_connect~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|nor_conv_3x3~0|none~1|skip_connect~2|"
+
+
+@pytest.fixture(scope="module")
+def task():
+    return make_task(load_dataset("digits"), resolution=8, max_train_per_class=20)
+
+
+def test_deterministic_for_a_seed(task):
+    a = score_cells(task, [MIXED, CONV], config=TINY)
+    b = score_cells(task, [MIXED, CONV], config=TINY)
+    assert [r["scores"] for r in a] == [r["scores"] for r in b]
+    assert list(a[0]["scores"]) == list(PROXIES)
+    assert all(math.isfinite(v) for r in a for v in r["scores"].values())
+    other = score_cells(task, [MIXED], config=ZeroCostConfig(C=4, N=1, batch_size=16, seed=1))
+    assert other[0]["scores"]["nwot"] != a[0]["scores"]["nwot"]  # another batch and init
+    assert set(a[0]["seconds"]) == set(PROXIES) and a[0]["seconds_total"] > 0
+
+
+def test_params_and_flops_are_the_counters(task):
+    r = score_cells(task, [MIXED], proxies="params,flops", config=TINY)[0]
+    net = NB201Network(MIXED, C=4, N=1, in_channels=task.channels, num_classes=task.num_classes)
+    assert r["scores"]["params"] == count_params(net)
+    assert r["scores"]["flops"] == count_macs(net, 8, task.channels)
+
+
+def test_conv_cell_ranks_above_pool_and_none(task):
+    res = {r["arch"]: r for r in score_cells(task, [CONV, POOL, NONE], proxies="synflow,nwot",
+                                             config=TINY)}
+    for p in ("synflow", "nwot"):
+        assert res[CONV]["scores"][p] > res[POOL]["scores"][p] > res[NONE]["scores"][p]
+    # the all-none cell has no path from input to output: -inf with a flag, never NaN
+    assert res[NONE]["scores"]["nwot"] == -math.inf
+    assert "nwot" in res[NONE]["nonfinite"] and not res[CONV]["nonfinite"]
+
+
+def test_proxy_names_are_checked():
+    assert check_proxies("nwot, Grad-Norm") == ("nwot", "grad_norm")
+    with pytest.raises(ConfigError, match="unknown zero-cost proxy 'nwott'.*available"):
+        check_proxies("nwot,nwott")
+    with pytest.raises(ConfigError):
+        ZeroCostConfig(batch_size=1)
+
+
+def test_one_class_batch_is_an_error_for_loss_based_proxies(task):
+    x, y = proxy_batch(task, 16, 0)
+    y = torch.zeros_like(y)
+    with pytest.raises(DatasetError, match="single class"):
+        score_cell(MIXED, x, y, num_classes=10, proxies="snip", config=TINY)
+    r = score_cell(MIXED, x, y, num_classes=10, proxies="nwot,jacov,synflow", config=TINY)
+    assert all(math.isfinite(v) for v in r["scores"].values())
+
+
+def test_constant_images_are_an_error_for_data_dependent_proxies(task):
+    x, y = proxy_batch(task, 16, 0)
+    x = torch.full_like(x, 0.5)
+    with pytest.raises(DatasetError, match="identical"):
+        score_cell(MIXED, x, y, num_classes=10, proxies="nwot", config=TINY)
+    r = score_cell(MIXED, x, y, num_classes=10, proxies="synflow,params", config=TINY)
+    assert all(math.isfinite(v) for v in r["scores"].values())
+
+
+def test_tiny_images_are_an_error(task):
+    x, y = proxy_batch(task, 16, 0)
+    with pytest.raises(ConfigError, match="at least 4x4"):
+        score_cell(MIXED, x[:, :, :1, :1], y, num_classes=10, config=TINY)
+    with pytest.raises(DatasetError, match="resolution"):
+        api.zero_cost("digits", archs=[MIXED], resolution=1, C=4, N=1)
+
+
+def test_api_returns_scores_and_seconds_per_cell():
+    res = api.zero_cost("digits", sample=2, proxies="nwot,params", C=4, N=1, resolution=8,
+                        batch_size=16)
+    assert res["proxies"] == ["nwot", "params"] and len(res["cells"]) == 2
+    assert res["config"] == {"C": 4, "N": 1, "batch_size": 16, "seed": 0, "zico_batches": 2,
+                             "resolution": 8}
+    for cell in res["cells"]:
+        assert set(cell["scores"]) == {"nwot", "params"} and cell["seconds_total"] > 0
+    with pytest.raises(ConfigError, match="archs or sample"):
+        api.zero_cost("digits")
+
+
+def test_cli_table_json_and_bad_proxy(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "zc.json"
+    res = runner.invoke(app, ["zero-cost", "--dataset", "digits", "--arch", CONV, "--arch", NONE,
+                              "--proxies", "synflow,params", "--C", "4", "--N", "1",
+                              "--batch-size", "16", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "synflow" in res.output and "could not be computed" in res.output
+    payload = json.loads(out.read_text())
+    assert payload["cells"][1]["scores"]["synflow"] is None  # -inf is null in JSON
+    bad = runner.invoke(app, ["zero-cost", "--dataset", "digits", "--sample", "2",
+                              "--proxies", "nwot,bogus"])
+    assert bad.exit_code == 2
+    assert len(bad.output.strip().splitlines()) == 1 and "bogus" in bad.output
