@@ -482,14 +482,21 @@ def zero_cost_cmd(
     table = Table(title=f"zero-cost proxies on {result['task']['name']} (C={cfg['C']}, "
                         f"N={cfg['N']}, {cfg['resolution']} px, batch {cfg['batch_size']}, "
                         f"seed {cfg['seed']}; higher is better)")
-    table.add_column("architecture", no_wrap=True)
+    # an architecture takes up to 96 characters: beside many proxies it goes below the table
+    widest = max(len(c["arch"]) for c in result["cells"])
+    inline = widest + 4 + sum(max(len(p), 9) + 3 for p in result["proxies"]) + 8 <= out.width
+    table.add_column("architecture" if inline else "#", no_wrap=True)
     for p in result["proxies"]:
         table.add_column(p, justify="right")
     table.add_column("s", justify="right")
-    for cell in result["cells"]:
-        table.add_row(cell["arch"], *(f"{cell['scores'][p]:.4g}" for p in result["proxies"]),
+    for i, cell in enumerate(result["cells"], 1):
+        table.add_row(cell["arch"] if inline else str(i),
+                      *(f"{cell['scores'][p]:.4g}" for p in result["proxies"]),
                       f"{cell['seconds_total']:.2f}")
     out.print(table)
+    if not inline:
+        for i, cell in enumerate(result["cells"], 1):
+            out.print(f"{i:>3}  {cell['arch']}", highlight=False, markup=False, soft_wrap=True)
     flagged = [c for c in result["cells"] if c["nonfinite"]]
     if flagged:
         out.print(f"{len(flagged)} cell(s) with a score that could not be computed (-inf, ranks "
