@@ -14,7 +14,7 @@ import numpy as np
 from metanas.kb.store import KnowledgeBase
 
 __all__ = ["FULL_TRAINING", "TARGET_METRICS", "accuracy_table", "fidelity_of",
-           "heldout_accuracy", "top_architectures"]
+           "heldout_accuracy", "op_prior", "top_architectures"]
 
 FULL_TRAINING: dict[str, int] = {"epochs": 200, "C": 16, "N": 5}
 """What "a full training" means: the NB201 recipe (200 epochs of the C=16, N=5 network)."""
@@ -96,3 +96,23 @@ def top_architectures(
         key=lambda item: (-item[1], item[0]),
     )
     return ranked[:n]
+
+
+def op_prior(kb: KnowledgeBase, *, sources: list[str] | None = None, top: int = 50,
+             exclude: tuple[str, ...] = ()) -> np.ndarray:
+    """Per-edge op frequencies ``(6, 5)`` among the ``top`` best cells of ``sources`` (default:
+    the published sources, i.e. full trainings), add-one smoothed: a prior over NB201 cells
+    in :data:`metanas.spaces.nb201.OPS` order."""
+    from metanas.spaces.nb201 import NUM_EDGES, NUM_OPS, NB201Arch
+
+    if sources is None:
+        sources = sorted({t["source"] for t in kb.tasks()
+                          if (t.get("spec") or {}).get("kind") == "published"})
+    table: dict[str, dict[str, float]] = {}
+    for source in sources:
+        if source not in exclude:
+            table.update(accuracy_table(kb, source=source))
+    counts = np.ones((NUM_EDGES, NUM_OPS))
+    for arch, _, _ in top_architectures(table, top):
+        counts[np.arange(NUM_EDGES), NB201Arch.from_string(arch).op_indices] += 1
+    return counts / counts.sum(1, keepdims=True)

@@ -41,8 +41,13 @@ class InnerConfig:
     bilevel: bool = False
     augment: str = "crop-flip"
     grad_clip: float = 5.0
+    arch_warmup: int = 0
+    """Steps in which only the weights move: logits that chase freshly reset, untrained
+    weights favour parameter-free ops (pooling, skip), the collapse DARTS is known for."""
 
     def __post_init__(self) -> None:
+        if self.arch_warmup < 0:
+            raise ConfigError(f"arch_warmup must be >= 0 steps, got {self.arch_warmup}")
         if self.steps < 0 or self.batch_size < 2:
             raise ConfigError(f"inner loop needs steps >= 0 and batch_size >= 2, got "
                               f"steps={self.steps} batch_size={self.batch_size}")
@@ -197,7 +202,8 @@ def run_inner_loop(
             if deadline is not None and time.perf_counter() - paused >= deadline:
                 break
             t = tau_at(step)
-            if val is not None:  # first-order bilevel: logits on validation data first
+            if val is not None and step >= config.arch_warmup:  # first-order bilevel: logits
+                # on validation data first
                 xb, yb = val.next()
                 loss = F.cross_entropy(net(xb, net.sample_weights(config.sampling, t, generator)),
                                        yb)
@@ -213,7 +219,7 @@ def run_inner_loop(
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(w_params, config.grad_clip)
             w_opt.step()
-            if a_opt is not None and val is None:
+            if a_opt is not None and val is None and step >= config.arch_warmup:
                 a_opt.step()
             stats.steps += 1
             value = float(loss.detach())

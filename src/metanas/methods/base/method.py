@@ -12,7 +12,13 @@ CLI): ``mode`` ``adapt`` | ``prior`` (derive from the meta-supernet, no adaptati
 ``adapt_steps``, ``freeze_arch`` (ablation: logits fixed while adapting), ``sampling``
 ``gumbel`` | ``softmax`` (ablation), ``subsets`` (average the distributions of several
 adaptations on different image/class subsets), ``subset_classes``, ``space``,
-``max_train_per_class``. Budget: ``--budget SECONDS`` caps adaptation wall time (without
+``max_train_per_class``; ``prior`` ``kb`` (default) | ``none``: add ``prior_strength`` x the
+centred log of the knowledge base's per-edge op frequencies among the best fully trained
+cells (its published sources, :func:`metanas.kb.views.op_prior`; ``prior_exclude`` leaves
+sources out, ``prior_kb`` names another knowledge base) to the cell logits before adapting;
+``warmup`` (default 50) steps move only the weights before the logits do. Without them a
+30 s digits adaptation collapsed to pooling and skip cells (0 convolutions; with both: 5,
+``docs/base.md``). Budget: ``--budget SECONDS`` caps adaptation wall time (without
 ``adapt_steps`` it adapts until the time is spent); evaluations do not apply.
 
 The adapted supernets of the last search are kept in :attr:`BASEMethod.last_adaptations`;
@@ -170,13 +176,17 @@ class BASEMethod(MetaLearnedMethod):
               seconds: float | None = None, freeze_arch: bool = False,
               sampling: str | None = None, curve_every: int | None = None,
               curve_split: str = "test", progress: bool = False, bilevel: bool = False,
-              tau: float | TemperatureSchedule | None = None) -> Adaptation:
+              tau: float | TemperatureSchedule | None = None, arch_warmup: int = 0,
+              prior_logits: np.ndarray | None = None) -> Adaptation:
         """Adapt a copy of the meta-supernet to ``task`` (weights and logits). With
         ``curve_every``, record accuracy (expected weights, eval mode, BatchNorm statistics
         re-estimated on training images) on ``curve_split`` every that many steps (not counted
-        in the adaptation time). ``bilevel`` and ``tau`` serve the DARTS/GDAS baselines."""
+        in the adaptation time). ``bilevel`` and ``tau`` serve the DARTS/GDAS baselines.
+        ``arch_warmup``: steps of weights only before the logits move; ``prior_logits`` are
+        added to the cell logits first (a knowledge-base prior, see :meth:`search`)."""
         cfg = self.config
-        overrides: dict[str, Any] = {"freeze_arch": bool(freeze_arch), "bilevel": bilevel}
+        overrides: dict[str, Any] = {"freeze_arch": bool(freeze_arch), "bilevel": bilevel,
+                                     "arch_warmup": int(arch_warmup)}
         if sampling is not None:
             overrides["sampling"] = sampling
         overrides["steps"] = steps if steps is not None else (
@@ -184,6 +194,12 @@ class BASEMethod(MetaLearnedMethod):
         inner = cfg.adaptation(**overrides)
         net = copy.deepcopy(self.supernet).to(self.device)
         net.reset_classifier(task.num_classes)
+        if prior_logits is not None:
+            if "cell" not in net.arch or tuple(net.arch["cell"].shape) != prior_logits.shape:
+                raise ConfigError("a knowledge-base prior applies to the NB201 cell supernet")
+            with torch.no_grad():
+                net.arch["cell"].add_(torch.as_tensor(prior_logits, dtype=torch.float32,
+                                                      device=self.device))
         data = TaskData.from_task(task, self.device)
         schedule = cfg.final_tau if tau is None else tau
         tau = schedule(inner.steps) if callable(schedule) else float(schedule)
@@ -209,6 +225,20 @@ class BASEMethod(MetaLearnedMethod):
                                                                     calibrate=data.x_train)})
         return Adaptation(net, task, cfg, stats, tau, curve)
 
+    def kb_prior_logits(self, strength: float = 1.0, exclude: str = "",
+                        kb: str = "default") -> np.ndarray:
+        """``strength * log p`` (centred per edge) of the shipped knowledge base's op prior
+        over its published full-training sources (:func:`metanas.kb.views.op_prior`)."""
+        from metanas.kb import open_kb
+        from metanas.kb.views import op_prior
+
+        if self.supernet.space != "nb201":
+            raise ConfigError("prior=kb applies to the NB201 supernet")
+        with open_kb(kb) as store:
+            p = op_prior(store, exclude=tuple(s.strip() for s in exclude.split(",") if s.strip()))
+        logp = np.log(p)
+        return (strength * (logp - logp.mean(1, keepdims=True))).astype(np.float32)
+
     # ----- search -------------------------------------------------------------------------
     def search(
         self,
@@ -226,7 +256,20 @@ class BASEMethod(MetaLearnedMethod):
         subset_classes: int | None = None,
         space: str | None = None,
         max_train_per_class: int | None = 500,
+        prior: str = "kb",
+        prior_strength: float = 1.0,
+        prior_exclude: str = "",
+        prior_kb: str = "default",
+        warmup: int = 50,
     ) -> SearchResult:
+        if prior not in ("none", "kb"):
+            raise ConfigError(f"base prior must be none or kb, got {prior!r}")
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+            raise ConfigError(f"base warmup must be an integer >= 0 steps, got {warmup!r}")
+        if not isinstance(prior_strength, (int, float)) or not math.isfinite(prior_strength) \
+                or prior_strength < 0:
+            raise ConfigError(f"base prior_strength must be a finite number >= 0, got "
+                              f"{prior_strength!r}")
         if mode not in ("adapt", "prior"):
             raise ConfigError(f"base mode must be adapt or prior, got {mode!r}")
         if space is not None and space != self.supernet.space:
@@ -250,8 +293,13 @@ class BASEMethod(MetaLearnedMethod):
                                 adapt_steps=adapt_steps, subsets=subsets,
                                 subset_classes=subset_classes,
                                 max_train_per_class=max_train_per_class, progress=progress,
-                                budget=budget, adapt_options={"freeze_arch": freeze_arch,
-                                                              "sampling": sampling})
+                                budget=budget, adapt_options={
+                                    "freeze_arch": freeze_arch, "sampling": sampling,
+                                    "arch_warmup": warmup,
+                                    "prior_logits": self.kb_prior_logits(
+                                        prior_strength, prior_exclude, prior_kb)
+                                    if prior == "kb" and self.supernet.space == "nb201"
+                                    else None})  # the knowledge base holds NB201 cells only
 
     def _run_search(self, dataset: ImageDataset, *, top: int, seed: int, seconds: float | None,
                     mode: str, adapt_steps: int | None, subsets: int,
@@ -264,6 +312,11 @@ class BASEMethod(MetaLearnedMethod):
         adaptations: list[Adaptation] = []
         if mode == "prior":
             tables = self.supernet.probabilities()
+            prior_logits = adapt_options.get("prior_logits")
+            if prior_logits is not None:  # the same prior term the adaptation starts from
+                logits = np.log(tables["cell"]) + prior_logits
+                tables["cell"] = np.exp(logits - logits.max(1, keepdims=True))
+                tables["cell"] /= tables["cell"].sum(1, keepdims=True)
             resolution = self.task_resolution(dataset)
         else:
             tables_list = []
