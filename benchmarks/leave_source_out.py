@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from metanas.api import load_method
 from metanas.data import load_dataset
 from metanas.kb import KnowledgeBase
 from metanas.kb.views import accuracy_table, top_architectures
@@ -44,16 +45,22 @@ def read_table(path: Path) -> dict[str, float]:
         return {r["arch"]: float(r["test_acc"]) for r in csv.DictReader(fh)}
 
 
-def variants(heldout: str) -> dict[str, dict]:
-    """name -> value-net options (sources left out of meta-training besides ``heldout``)."""
+def variants(heldout: str) -> dict[str, tuple[dict, dict]]:
+    """name -> (meta-training options, search options); ``heldout`` is always left out."""
     others = [s for s in PUBLISHED if s != heldout]
+    v1_only = {"exclude_sources": ",".join([heldout, *others])}
+    every = {"exclude_sources": heldout}
+    no_fid = {**every, "fidelity_features": False}
     return {
-        "value-net, KB v1 only": {"exclude_sources": ",".join([heldout, *others])},
-        "value-net, published only": {"exclude_sources": ",".join(
-            [heldout, "tiny-imagenet-200-64px"])},
-        "value-net, all sources, no fidelity input": {
-            "exclude_sources": heldout, "fidelity_features": False},
-        "value-net, all sources, fidelity-aware": {"exclude_sources": heldout},
+        "value-net, KB v1 only": (v1_only, {"prior_pool": False}),
+        "value-net, published only": (
+            {"exclude_sources": ",".join([heldout, "tiny-imagenet-200-64px"])}, {}),
+        "value-net, all sources, no fidelity input, gradient pool": (
+            no_fid, {"prior_pool": False}),
+        "value-net, all sources, no fidelity input, + prior cells": (no_fid, {}),
+        "value-net, all sources, fidelity-aware (full), + prior cells": (every, {}),
+        "value-net, all sources, fidelity-aware (proxy), + prior cells": (
+            every, {"fidelity": "proxy"}),
     }
 
 
@@ -86,6 +93,13 @@ def main() -> None:
     data = load_dataset(standin)
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = []
+    shipped = load_method("value-net")
+    for seed in seeds:
+        res = shipped.search(data, top=5, seed=seed, resolution=args.resolution)
+        picks = [c.arch for c in res.candidates]
+        rows.append({"variant": "value-net, shipped checkpoint", "seed": seed,
+                     "top1": truth[picks[0]], "best5": max(truth[a] for a in picks),
+                     "picks": picks, "meta_train_s": 0.0, "search_s": res.search_seconds})
     with KnowledgeBase(args.kb, readonly=True) as kb:
         for source in ("metad2a-imagenet32", "tiny-imagenet-200-64px"):
             picks = prior_pick(kb, source)
@@ -93,12 +107,18 @@ def main() -> None:
                 rows.append({"variant": f"global prior of {source}", "seed": None,
                              "top1": truth[picks[0]], "best5": max(truth[a] for a in picks[:5]),
                              "picks": picks, "meta_train_s": 0.0, "search_s": 0.0})
-        for name, options in variants(args.heldout).items():
+        trained: dict[tuple, ValueNetMethod] = {}
+        for name, (options, search_options) in variants(args.heldout).items():
             for seed in seeds:
                 t0 = time.perf_counter()
-                model = ValueNetMethod.meta_train(kb, seed=seed, epochs=args.epochs, **options)
+                key = (json.dumps(options, sort_keys=True), seed)
+                if key not in trained:
+                    trained[key] = ValueNetMethod.meta_train(kb, seed=seed, epochs=args.epochs,
+                                                             **options)
+                model = trained[key]
                 t1 = time.perf_counter()
-                res = model.search(data, top=5, seed=seed, resolution=args.resolution)
+                res = model.search(data, top=5, seed=seed, resolution=args.resolution,
+                                   **search_options)
                 picks = [c.arch for c in res.candidates]
                 rows.append({"variant": name, "seed": seed, "top1": truth[picks[0]],
                              "best5": max(truth[a] for a in picks), "picks": picks,

@@ -46,7 +46,14 @@ from torch import nn
 from metanas.data import ImageDataset
 from metanas.errors import CheckpointError, ConfigError, KnowledgeBaseError
 from metanas.features.metafeatures import FEATURE_NAMES, compute_meta_features, feature_vector
-from metanas.kb.views import FULL_TRAINING, TARGET_METRICS, fidelity_of, heldout_accuracy
+from metanas.kb.views import (
+    FULL_TRAINING,
+    TARGET_METRICS,
+    accuracy_table,
+    fidelity_of,
+    heldout_accuracy,
+    top_architectures,
+)
 from metanas.methods.checkpoints import read_checkpoint, write_checkpoint
 from metanas.methods.interface import (
     Budget,
@@ -251,6 +258,17 @@ def load_training_data(kb, config: ValueNetConfig) -> TrainingData:
     )
 
 
+def published_top_cells(kb, *, exclude: set[str] = frozenset(), n: int = 20) -> list[str]:
+    """The ``n`` best cells of the knowledge base's published (fully trained) sources by
+    shrunken mean per-task z-score: candidates a gradient search may never reach."""
+    sources = sorted({t["source"] for t in kb.tasks()
+                      if (t.get("spec") or {}).get("kind") == "published"} - set(exclude))
+    table: dict[str, dict[str, float]] = {}
+    for source in sources:
+        table.update(accuracy_table(kb, source=source))
+    return [a for a, _, _ in top_architectures(table, n)]
+
+
 @functools.cache
 def _all_one_hots() -> torch.Tensor:
     """One-hot encodings of all cells in index order (built once per process)."""
@@ -297,7 +315,9 @@ class ValueNetMethod(MetaLearnedMethod):
     def meta_train(cls, kb, *, progress: bool = False, **options) -> ValueNetMethod:
         config = config_from_options(ValueNetConfig, options, "value-net")
         data = load_training_data(kb, config)
-        return cls.fit(data, config, progress=progress)
+        model = cls.fit(data, config, progress=progress)
+        model.info["prior_cells"] = published_top_cells(kb, exclude=_excluded(config))
+        return model
 
     @classmethod
     def fit(cls, data: TrainingData, config: ValueNetConfig, progress: bool = False,
@@ -434,6 +454,7 @@ class ValueNetMethod(MetaLearnedMethod):
         max_train_per_class: int | None = 500,
         fidelity: str = "full",
         resolution: int | None = None,
+        prior_pool: bool = True,
     ) -> SearchResult:
         if mode not in ("gradient", "exhaustive"):
             raise ConfigError(f"value-net mode must be gradient or exhaustive, got {mode!r}")
@@ -455,6 +476,8 @@ class ValueNetMethod(MetaLearnedMethod):
             picks = self.gradient_ascent(f, restarts=restarts, seed=seed) if mode == "gradient" else []
         if mode == "gradient":
             pool = {a for p in picks for a in [p, *p.neighbours()]}
+            if prior_pool:  # the published sources' best cells compete too
+                pool |= {NB201Arch.from_string(a) for a in self.info.get("prior_cells", [])}
             pool_idx = np.array(sorted(a.index for a in pool))
         else:
             pool_idx = np.arange(SPACE_SIZE)
