@@ -234,21 +234,9 @@ def parse_arch(arch: str):
 
 def space_info(space: str = "nb201") -> dict[str, Any]:
     """Sizes, ops, edge order and unique-cell counts of a search space."""
-    from metanas.spaces import nb201
+    from metanas.spaces.info import space_info as info
 
-    if space != "nb201":
-        raise ConfigError(f"unknown search space {space!r}; available: nb201")
-    return {
-        "space": "nb201",
-        "cells": nb201.SPACE_SIZE,
-        "ops": list(nb201.OPS),
-        "edges": [f"{to}<-{src}" for to, src in nb201.EDGES],
-        "string_format": "|op~0|+|op~0|op~1|+|op~0|op~1|op~2| (NATS-Bench)",
-        "unique_functional": nb201.count_unique("functional"),
-        "unique_nb201_rule": nb201.count_unique("nb201"),
-        "unique_note": "functional: none edges and dead nodes removed, skip_connect = identity, "
-        "isomorphic cells merged; nb201_rule: NB201's own rule (the literature's 6,466)",
-    }
+    return info(space)
 
 
 def validate_value_net(kb_path: str | Path, *, folds: int = 5, **options) -> dict[str, Any]:

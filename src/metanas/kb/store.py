@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from metanas.errors import KnowledgeBaseError
+from metanas.paths import give_default_mode
 
 __all__ = [
     "APPLICATION_ID",
@@ -962,6 +963,7 @@ class KnowledgeBase:
                 for row in self.conn.execute(sql, params):
                     writer.writerow(["" if v is None else v for v in row])
                     n += 1
+            give_default_mode(tmp)
             os.replace(tmp, target)
         except BaseException:
             with contextlib.suppress(OSError):

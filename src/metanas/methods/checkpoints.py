@@ -3,6 +3,8 @@ string checked on load, atomic writes, and one-line CheckpointErrors naming the 
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import torch
@@ -10,6 +12,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from metanas.errors import CheckpointError
+from metanas.paths import give_default_mode
 
 __all__ = ["read_checkpoint", "write_checkpoint"]
 
@@ -19,10 +22,16 @@ def write_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor],
     """Write atomically (tmp file + replace; parent folders created): a failed write leaves
     no half file behind."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+    tmp = Path(name)  # a unique name: concurrent writers never share a temporary file
+    try:
         save_file(tensors, str(tmp), metadata=metadata)
+        give_default_mode(tmp)
         tmp.replace(path)
     except (OSError, SafetensorError) as exc:
         tmp.unlink(missing_ok=True)

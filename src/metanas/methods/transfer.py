@@ -192,7 +192,7 @@ def embed_kb_tasks(entries: list[KBTask], rows: dict[str, dict], probe: ProbeCon
                 data = datasets[str(path)]
                 if row.get("fingerprint") and data.fingerprint != row["fingerprint"]:
                     raise ConfigError(f"dataset {path} is not the one KB task {entry.name!r} was "
-                                      "drawn from (fingerprints differ); pass source=PATH")
+                                      "drawn from (fingerprints differ); pass source=PATH (--set source=PATH)")
                 try:
                     task = make_task(data, TaskSpec.from_dict(spec))
                 except DatasetError as exc:

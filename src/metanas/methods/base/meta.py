@@ -70,9 +70,10 @@ def resolve_source(source: str | None) -> str:
     shared = shared_datasets_dir()
     if shared is None or not (shared / DEFAULT_SOURCE).is_file():
         raise ConfigError(
-            f"base meta-training needs a task source: pass source=PATH (an image dataset: "
-            f"ImageFolder .zip/directory or .npz); the default {DEFAULT_SOURCE} was not found "
-            f"under ../shared/datasets (set METANAS_SHARED_DIR to its folder)")
+            f"base meta-training needs a task source: pass --set source=PATH (API: "
+            f"source=PATH; an image dataset: ImageFolder .zip/directory or .npz); the default "
+            f"{DEFAULT_SOURCE} was not found in ../shared/datasets next to the checkout (or "
+            f"set METANAS_SHARED_DIR to the folder that holds it)")
     return str(shared / DEFAULT_SOURCE)
 
 
