@@ -230,6 +230,12 @@ def import_source(
                            "classes": classes, "resolution": src.fidelity.resolution,
                            "num_classes": src.num_classes,
                            "split": row.get("split")}
+    # a (task, cell) trained twice in the source is kept twice, as seeds 0, 1, ...
+    repeats: dict[tuple[str, str], int] = {}
+    seeds = []
+    for task, arch, *_rest in parsed:
+        seeds.append(repeats.get((task, arch), 0))
+        repeats[(task, arch)] = seeds[-1] + 1
     new = 0
     with kb.transaction():
         for task, info in tasks.items():
@@ -242,9 +248,10 @@ def import_source(
         new = kb.add_evaluations(
             {"task_id": tasks[task]["task_id"], "arch": arch, "canonical": canonical,
              "space": "nb201", "recipe": recipe, "recipe_hash": recipe_hash,
-             "recipe_config": recipe_config, "seed": 0, "metrics": {src.accuracy_metric: acc},
+             "recipe_config": recipe_config, "seed": seed,
+             "metrics": {src.accuracy_metric: acc},
              "extra": {"record": row.get("record")} if "record" in row else None}
-            for task, arch, canonical, acc, row in parsed)
+            for (task, arch, canonical, acc, row), seed in zip(parsed, seeds, strict=True))
     described = 0
     if describe is not None:
         missing = [i for i in tasks.values() if not kb.task(i["task_id"]).get("meta_features")]
