@@ -36,8 +36,9 @@ SLOW = (
     "metanas meta-train",
     "metanas validate",
     "kb import-table",
+    "kb import-source",
 )
-WRITES_KB = ("kb build", "kb import-table")
+WRITES_KB = ("kb build", "kb import-table", "kb import-source")
 """Commands that create ``kb.db``; the others naming it need it to exist."""
 
 
