@@ -61,6 +61,8 @@ def variants(heldout: str) -> dict[str, tuple[dict, dict]]:
         "value-net, all sources, fidelity-aware (full), + prior cells": (every, {}),
         "value-net, all sources, fidelity-aware (proxy), + prior cells": (
             every, {"fidelity": "proxy"}),
+        "value-net, all sources, fidelity-aware (mix), + prior cells": (
+            every, {"fidelity": "mix"}),
     }
 
 
@@ -80,6 +82,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--out", default="docs/results/leave_in16_out")
+    ap.add_argument("--only", default=None, help="comma-separated substrings: run only the "
+                    "variants whose name contains one")
     args = ap.parse_args()
 
     shared = shared_datasets_dir()
@@ -108,7 +112,11 @@ def main() -> None:
                              "top1": truth[picks[0]], "best5": max(truth[a] for a in picks[:5]),
                              "picks": picks, "meta_train_s": 0.0, "search_s": 0.0})
         trained: dict[tuple, ValueNetMethod] = {}
-        for name, (options, search_options) in variants(args.heldout).items():
+        chosen = variants(args.heldout)
+        if args.only:
+            keys = [k.strip() for k in args.only.split(",")]
+            chosen = {n: v for n, v in chosen.items() if any(k in n for k in keys)}
+        for name, (options, search_options) in chosen.items():
             for seed in seeds:
                 t0 = time.perf_counter()
                 key = (json.dumps(options, sort_keys=True), seed)

@@ -106,3 +106,73 @@ def test_search_on_digits_returns_deduplicated_connected_candidates(model):
     assert [c.arch for c in again.candidates] == [c.arch for c in res.candidates]
     exhaustive = model.search(ds, top=3, seed=0, mode="exhaustive")
     assert exhaustive.details["exhaustive_rank_of_top"] <= 3
+
+
+def test_fidelity_inputs_rank_for_the_requested_fidelity(tmp_path):
+    """Cheap proxies favour pooling, full trainings convolutions (the KB v1 bias): a
+    fidelity-aware network ranks for the fidelity asked for, and one that pools the sources
+    without fidelity inputs cannot."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "fid.db"
+    conv = NB201Arch.from_ops(["nor_conv_3x3"] * 6)
+    pool = NB201Arch.from_ops(["avg_pool_3x3"] * 6)
+    with KnowledgeBase(path) as kb:
+        for t in range(16):
+            full = t % 2 == 0
+            recipe = {"epochs": 200, "C": 16, "N": 5} if full else {"epochs": 12, "C": 8, "N": 1}
+            feats = {name: float(rng.normal()) for name in FEATURE_NAMES}
+            tid = kb.add_task(f"t{t}", name=f"t{t}", source="full" if full else "proxy",
+                              resolution=16, meta_features=feats)
+            for _ in range(40):
+                arch = NB201Arch.sample(rng)
+                ops = np.array(arch.op_indices)
+                sign = 1.0 if full else -1.0
+                acc = 0.5 + 0.03 * sign * (np.sum(ops == 3) - np.sum(ops == 4)) \
+                    + rng.normal(0, 0.005)
+                aid = kb.add_architecture(arch.to_string(), canonical=arch.canonical_hash())
+                kb.add_evaluation(tid, aid, recipe=f"r{int(full)}", recipe_hash=f"h{int(full)}",
+                                  recipe_config=recipe, seed=0,
+                                  metrics={"val_acc": acc, "test_acc": acc})
+    with KnowledgeBase(path, readonly=True) as kb:
+        aware = ValueNetMethod.meta_train(kb, epochs=80, seed=0)
+        blind = ValueNetMethod.meta_train(kb, epochs=80, seed=0, fidelity_features=False)
+    assert aware.info["fidelity_names"] and not blind.info["fidelity_names"]
+    feats = {name: 0.0 for name in FEATURE_NAMES}
+    full = aware.score(aware.encode_features(feats, "full"), [conv, pool])
+    proxy = aware.score(aware.encode_features(feats, "proxy"), [conv, pool])
+    assert full[0] > full[1] and proxy[1] > proxy[0]
+    assert aware.target_fidelity("proxy") == {"epochs": 12, "C": 8, "N": 1}
+    with pytest.raises(ConfigError, match="fidelity"):
+        aware.target_fidelity("medium")
+    path2 = tmp_path / "aware.safetensors"
+    aware.save(path2)
+    again = ValueNetMethod.load(path2)
+    np.testing.assert_allclose(again.score(again.encode_features(feats, "full"), [conv, pool]),
+                               full, rtol=1e-6)
+
+
+def test_small_tasks_are_pooled_per_source_and_sources_can_be_left_out(synthetic_kb, tmp_path):
+    import shutil
+
+    from metanas.methods.value_net import ValueNetConfig, load_training_data
+
+    path = tmp_path / "kb.db"
+    shutil.copyfile(synthetic_kb, path)
+    rng = np.random.default_rng(1)
+    with KnowledgeBase(path) as kb:
+        for t in range(5):  # five one-record tasks of another source
+            tid = kb.add_task(f"one{t}", name=f"one{t}", source="tiny",
+                              meta_features={n: 0.0 for n in FEATURE_NAMES})
+            arch = NB201Arch.sample(rng)
+            aid = kb.add_architecture(arch.to_string(), canonical=arch.canonical_hash())
+            kb.add_evaluation(tid, aid, recipe="synthetic", recipe_hash="s", seed=0,
+                              metrics={"val_acc": 0.5 + 0.01 * t, "test_acc": 0.5})
+    with KnowledgeBase(path, readonly=True) as kb:
+        pooled = load_training_data(kb, ValueNetConfig())
+        dropped = load_training_data(kb, ValueNetConfig(pool_small_tasks=False))
+        left_out = load_training_data(kb, ValueNetConfig(exclude_sources="tiny,synthetic-x"))
+    assert len(pooled.task_keys) == 25 and any(k.startswith("pooled:tiny") for k in
+                                              pooled.task_keys)
+    assert len(dropped.task_keys) == 24 == len(left_out.task_keys)
+    assert (pooled.task_index == pooled.task_keys.index(
+        next(k for k in pooled.task_keys if k.startswith("pooled")))).sum() == 5

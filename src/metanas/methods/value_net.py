@@ -376,16 +376,18 @@ class ValueNetMethod(MetaLearnedMethod):
 
     # ----- scoring ------------------------------------------------------------------------
     def target_fidelity(self, fidelity: str | dict[str, Any] = "full") -> dict[str, Any]:
-        """``"full"``: a full NB201 training; ``"proxy"``: the fidelity of most meta-training
-        evaluations; or a dict with ``epochs``, ``C``, ``N``."""
+        """``"full"``: a full NB201 training; ``"proxy"``: the most common fidelity of the
+        meta-training evaluations below a full training (the knowledge base's own CPU proxy);
+        or a dict with ``epochs``, ``C``, ``N``. (``"mix"`` is resolved in :meth:`search`.)"""
         if isinstance(fidelity, dict):
             return fidelity
         if fidelity == "full":
             return dict(FULL_TRAINING)
-        if fidelity == "proxy":
-            seen = self.info.get("fidelities") or [FULL_TRAINING]
-            return dict(seen[0])
-        raise ConfigError(f"value-net fidelity must be full or proxy, got {fidelity!r}")
+        if fidelity == "proxy":  # the most common fidelity below a full training
+            seen = [f for f in self.info.get("fidelities") or []
+                    if f.get("epochs") and f["epochs"] < FULL_TRAINING["epochs"]]
+            return dict(seen[0]) if seen else dict(FULL_TRAINING)
+        raise ConfigError(f"value-net fidelity must be full, proxy or mix, got {fidelity!r}")
 
     def encode_features(self, features: dict[str, float],
                         fidelity: str | dict[str, Any] = "full") -> torch.Tensor:
@@ -461,7 +463,8 @@ class ValueNetMethod(MetaLearnedMethod):
         if budget is not None:
             raise ConfigError("value-net ranks without training: it takes no --budget or "
                               "--budget-evals")
-        target = self.target_fidelity(fidelity)
+        targets = ([self.target_fidelity(x) for x in ("full", "proxy")] if fidelity == "mix"
+                   else [self.target_fidelity(fidelity)])
         t0 = time.perf_counter()
         task = make_task(
             dataset, resolution=resolution or self.task_resolution(dataset),
@@ -469,11 +472,17 @@ class ValueNetMethod(MetaLearnedMethod):
         )
         t_task = time.perf_counter()
         features = compute_meta_features(task, seed=seed)
-        f = self.encode_features(features, target)
+        inputs = [self.encode_features(features, t) for t in targets]
         t_feat = time.perf_counter()
         with single_threaded():  # a small MLP: threads only add waiting on a busy machine
-            all_scores = self.score_all(f)
-            picks = self.gradient_ascent(f, restarts=restarts, seed=seed) if mode == "gradient" else []
+            per_target = [self.score_all(f) for f in inputs]
+            # "mix": the mean of the per-fidelity z-scores over all cells
+            all_scores = per_target[0] if len(per_target) == 1 else np.mean(
+                [(sc - sc.mean()) / (sc.std() + 1e-9) for sc in per_target], axis=0)
+            picks = [] if mode != "gradient" else [
+                p for f in inputs
+                for p in self.gradient_ascent(f, restarts=max(1, restarts // len(inputs)),
+                                              seed=seed)]
         if mode == "gradient":
             pool = {a for p in picks for a in [p, *p.neighbours()]}
             if prior_pool:  # the published sources' best cells compete too
@@ -509,7 +518,7 @@ class ValueNetMethod(MetaLearnedMethod):
             details={
                 "mode": mode,
                 "resolution": task.resolution,
-                "fidelity": target,
+                "fidelity": targets[0] if len(targets) == 1 else {"mix": targets},
                 "meta_features": features,
                 "gradient_picks": [p.to_string() for p in picks],
                 "exhaustive_rank_of_top": int(rank_of[top_index]),
