@@ -54,3 +54,19 @@ def test_budget_validation(digits):
         RandomSearch("cpu-tiny").search(digits, budget=Budget())
     with pytest.raises(ConfigError):
         RegularizedEvolution("cpu-tiny", population=1)
+
+
+def test_time_budget_stops_a_training_in_flight(digits):
+    """The first candidate always completes; a later one stops at the deadline instead of
+    overrunning the budget by a whole training (rea: 60 s budget, 106 s seen)."""
+    import time
+
+    from metanas.tasks import make_task
+    from metanas.training import DeadlineReached, train_architecture
+
+    task = make_task(digits, resolution=8, max_train_per_class=20, seed=0)
+    with pytest.raises(DeadlineReached):
+        train_architecture(NB201Arch.sample(0), task, FAST, deadline=time.perf_counter())
+    res = RandomSearch(FAST, max_train_per_class=20).search(
+        digits, top=3, seed=0, budget=Budget(seconds=1e-6))
+    assert res.timings["evaluations"] == 1

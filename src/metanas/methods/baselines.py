@@ -26,7 +26,7 @@ from metanas.methods.interface import (
 from metanas.progress import Bars
 from metanas.spaces.nb201 import NB201Arch
 from metanas.tasks import Task, make_task
-from metanas.training import get_recipe, train_architecture
+from metanas.training import DeadlineReached, get_recipe, train_architecture
 
 DEFAULT_EVALUATIONS = 10
 MAX_REPEATS = 10_000
@@ -81,7 +81,13 @@ class TrainingSearch(SearchMethod):
                     continue
                 repeats = 0
                 seen.add(arch.canonical_form)
-                history.append(self._evaluate(arch, task, seed))
+                # the first candidate always finishes (a search returns at least one); later
+                # ones stop at the time budget instead of overrunning it by a whole training
+                deadline = (t0 + budget.seconds) if history and budget.seconds else None
+                try:
+                    history.append(self._evaluate(arch, task, seed, deadline))
+                except DeadlineReached:
+                    break
                 bars.advance(bar, status=f"best val {self._best(history):.3f}")
         ranked = sorted(history, key=lambda c: -c.score)
         return SearchResult(
@@ -99,8 +105,10 @@ class TrainingSearch(SearchMethod):
             },
         )
 
-    def _evaluate(self, arch: NB201Arch, task: Task, seed: int) -> Candidate:
-        r = train_architecture(arch, task, self.recipe, seed=seed, device=self.device)
+    def _evaluate(self, arch: NB201Arch, task: Task, seed: int,
+                  deadline: float | None = None) -> Candidate:
+        r = train_architecture(arch, task, self.recipe, seed=seed, device=self.device,
+                               deadline=deadline)
         extra = {"val_acc": r.val_acc, "test_acc": r.test_acc, "train_seconds": r.seconds}
         return Candidate(arch.to_string(), r.val_acc, extra)
 

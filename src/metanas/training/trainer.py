@@ -22,6 +22,10 @@ from metanas.tasks import Task
 from metanas.training.recipes import Recipe, get_recipe
 
 
+class DeadlineReached(Exception):  # noqa: N818 - a signal to the caller, not an error
+    """Training was stopped at its ``deadline``: the caller's time budget is spent."""
+
+
 @dataclass
 class TrainResult:
     arch: str
@@ -139,8 +143,13 @@ def train_architecture(
     device: str | torch.device | None = "cpu",
     progress: bool = False,
     return_model: bool = False,
+    deadline: float | None = None,
 ) -> TrainResult | tuple[TrainResult, NB201Network]:
-    """Train ``arch`` on ``task.x_train``; report accuracy on ``x_val`` and ``x_test``."""
+    """Train ``arch`` on ``task.x_train``; report accuracy on ``x_val`` and ``x_test``.
+
+    ``deadline`` (a ``time.perf_counter()`` value): raise :class:`DeadlineReached` at the
+    first step after it, so a search's time budget holds to a step, not to a whole training.
+    """
     arch = parse(arch)
     recipe = get_recipe(recipe)
     dev = resolve_device(device)
@@ -167,6 +176,8 @@ def train_architecture(
                 idx = order[i : i + recipe.batch_size]
                 if len(idx) < 2:  # BatchNorm needs 2 samples in train mode
                     continue
+                if deadline is not None and time.perf_counter() >= deadline:
+                    raise DeadlineReached(f"training {arch.to_string()} stopped at its deadline")
                 xb = augment_batch(x_tr[idx], recipe.augment, gen)
                 loss = F.cross_entropy(model(xb), y_tr[idx], label_smoothing=recipe.label_smoothing)
                 opt.zero_grad(set_to_none=True)
