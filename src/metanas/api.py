@@ -22,6 +22,7 @@ from metanas.methods.interface import Budget, SearchMethod, SearchResult, proxy_
 from metanas.methods.registry import METHODS
 from metanas.spaces.nb201 import parse
 from metanas.tasks import make_task
+from metanas.threads import use_free_cores
 from metanas.training import TrainResult, get_recipe, train_architecture
 
 
@@ -71,6 +72,7 @@ def search(
     included (dataset loading and checkpoint loading excluded). The trained pick, if any, is
     in ``result.details["trained"]``.
     """
+    use_free_cores()
     if top < 1:
         raise ConfigError(f"top must be >= 1, got {top}")
     data = as_dataset(dataset, seed=seed, progress=progress)
@@ -112,6 +114,7 @@ def train(
     return_model: bool = False,
 ):
     """Train one architecture on a dataset (validation carved from its train split)."""
+    use_free_cores()
     arch = parse(arch)
     data = as_dataset(dataset, seed=seed, progress=progress)
     rec = get_recipe(recipe)
@@ -129,6 +132,7 @@ def meta_train(method: str, kb_path: str | Path | None, out: str | Path, *,
                progress: bool = False, **options) -> dict[str, Any]:
     """Meta-train ``method`` on a knowledge base (a path or a shipped name; ``None`` for
     methods that learn from images only) and write its checkpoint to ``out``."""
+    use_free_cores()
     from metanas.kb import open_kb
 
     spec = registry.get_method(method)
@@ -168,6 +172,7 @@ def bench(
     """Every method picks a cell for every dataset within ``budget`` search seconds; every
     pick is trained with ``recipe`` on ``seeds`` seeds; results (JSON, CSV, Markdown, PNG)
     go to ``out``. Resumable: finished cells are skipped. See :mod:`metanas.bench`."""
+    use_free_cores()
     from metanas.bench import BenchConfig, run_bench
 
     config = BenchConfig(
