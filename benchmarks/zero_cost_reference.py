@@ -71,9 +71,11 @@ def load_cache() -> dict[tuple[str, str], dict]:
     done: dict[tuple[str, str], dict] = {}
     if CACHE.exists():
         for line in CACHE.read_text().splitlines():
-            if line.strip():
+            try:
                 rec = json.loads(line)
-                done[(rec["size"], rec["arch"])] = rec
+            except json.JSONDecodeError:
+                continue  # a line cut short by an interrupted run: that cell is scored again
+            done[(rec["size"], rec["arch"])] = rec
     return done
 
 
@@ -257,7 +259,7 @@ def plot(res: dict, path: Path) -> None:
     ax1.set_xticks(xs + 0.4 - w / 2, PROXIES, rotation=45)
     ax1.set_ylabel("Spearman")
     ax1.axhline(0, color="k", lw=0.5)
-    ax1.legend(fontsize=7)
+    ax1.legend(fontsize=7, loc="lower left")
     ax1.set_title("Zero-cost proxies, NB201 on ImageNet16-120 (stand-in: Tiny-ImageNet 16 px)",
                   fontsize=9)
     for size, r in res["sizes"].items():
