@@ -63,6 +63,14 @@ def variants(heldout: str) -> dict[str, tuple[dict, dict]]:
             every, {"fidelity": "proxy"}),
         "value-net, all sources, fidelity-aware (mix), + prior cells": (
             every, {"fidelity": "mix"}),
+        "value-net, KB v1 only, re-ranked by nwot+zico": (
+            v1_only, {"prior_pool": False, "rerank": "nwot,zico"}),
+        "value-net, all sources, no fidelity input, re-ranked by nwot+zico": (
+            no_fid, {"rerank": "nwot,zico"}),
+        "value-net, all sources, fidelity-aware (proxy), re-ranked by nwot+zico": (
+            every, {"fidelity": "proxy", "rerank": "nwot,zico"}),
+        "value-net, all sources, fidelity-aware (full), re-ranked by nwot+zico": (
+            every, {"rerank": "nwot,zico"}),
     }
 
 

@@ -46,6 +46,7 @@ from torch import nn
 from metanas.data import ImageDataset
 from metanas.errors import CheckpointError, ConfigError, KnowledgeBaseError
 from metanas.features.metafeatures import FEATURE_NAMES, compute_meta_features, feature_vector
+from metanas.features.zero_cost import ZeroCostConfig, check_proxies, score_cells
 from metanas.kb.views import (
     FULL_TRAINING,
     TARGET_METRICS,
@@ -258,6 +259,38 @@ def load_training_data(kb, config: ValueNetConfig) -> TrainingData:
     )
 
 
+def _zero_cost_config(size: str, seed: int) -> ZeroCostConfig:
+    try:
+        c, n = (int(v) for v in str(size).split(","))
+    except ValueError:
+        raise ConfigError(f"value-net rerank_size must be 'C,N' (e.g. 8,1), got {size!r}") from None
+    return ZeroCostConfig(C=c, N=n, seed=seed)
+
+
+def _rerank(candidates: list[Candidate], task, proxies: tuple[str, ...],
+            config: ZeroCostConfig) -> list[Candidate]:
+    """Re-order a shortlist by a rank vote of the value network and zero-cost proxies
+    computed on the target task's own images (each ranking counts once; ties by the value
+    network). ``score`` becomes the mean rank position (higher = better, 1 = first on all)."""
+    results = score_cells(task, [c.arch for c in candidates], proxies=proxies, config=config)
+    n = len(candidates)
+    votes = np.zeros(n)
+    votes += np.arange(n, 0, -1) / n  # the value network's order
+    for p in proxies:
+        values = np.array([r["scores"][p] for r in results])
+        order = np.argsort(-values, kind="stable")
+        rank = np.empty(n)
+        rank[order] = np.arange(n, 0, -1) / n
+        votes += rank
+    votes /= 1 + len(proxies)
+    out = []
+    for c, r, v in zip(candidates, results, votes, strict=True):
+        out.append(Candidate(c.arch, float(v), {"value": c.score, **{
+            p: (None if not np.isfinite(r["scores"][p]) else r["scores"][p]) for p in proxies}}))
+    order = sorted(range(n), key=lambda i: (-votes[i], i))
+    return [out[i] for i in order]
+
+
 def published_top_cells(kb, *, exclude: set[str] = frozenset(), n: int = 20) -> list[str]:
     """The ``n`` best cells of the knowledge base's published (fully trained) sources by
     shrunken mean per-task z-score: candidates a gradient search may never reach."""
@@ -457,12 +490,19 @@ class ValueNetMethod(MetaLearnedMethod):
         fidelity: str = "full",
         resolution: int | None = None,
         prior_pool: bool = True,
+        rerank: str = "",
+        shortlist: int = 20,
+        rerank_size: str = "8,1",
     ) -> SearchResult:
         if mode not in ("gradient", "exhaustive"):
             raise ConfigError(f"value-net mode must be gradient or exhaustive, got {mode!r}")
         if budget is not None:
             raise ConfigError("value-net ranks without training: it takes no --budget or "
                               "--budget-evals")
+        proxies = check_proxies(rerank) if rerank else ()
+        if isinstance(shortlist, bool) or not isinstance(shortlist, int) or shortlist < 1:
+            raise ConfigError(f"value-net shortlist must be an integer >= 1, got {shortlist!r}")
+        zc_config = _zero_cost_config(rerank_size, seed) if proxies else None
         targets = ([self.target_fidelity(x) for x in ("full", "proxy")] if fidelity == "mix"
                    else [self.target_fidelity(fidelity)])
         t0 = time.perf_counter()
@@ -492,14 +532,18 @@ class ValueNetMethod(MetaLearnedMethod):
             pool_idx = np.arange(SPACE_SIZE)
         ranked = pool_idx[np.argsort(-all_scores[pool_idx], kind="stable")]
         candidates, seen = [], set()
+        want = max(top, shortlist) if proxies else top
         for i in ranked:
             arch = NB201Arch.from_index(int(i))
             if not arch.is_connected or arch.canonical_form in seen:
                 continue
             seen.add(arch.canonical_form)
             candidates.append(Candidate(arch.to_string(), float(all_scores[i])))
-            if len(candidates) >= top:
+            if len(candidates) >= want:
                 break
+        t_shortlist = time.perf_counter()
+        if proxies:
+            candidates = _rerank(candidates, task, proxies, zc_config)[:top]
         t_rank = time.perf_counter()
         order = np.argsort(-all_scores, kind="stable")
         rank_of = np.empty(SPACE_SIZE, dtype=np.int64)
@@ -513,7 +557,8 @@ class ValueNetMethod(MetaLearnedMethod):
             timings={
                 "task_seconds": t_task - t0,
                 "features_seconds": t_feat - t_task,
-                "rank_seconds": t_rank - t_feat,
+                "rank_seconds": t_shortlist - t_feat,
+                "rerank_seconds": t_rank - t_shortlist,
             },
             details={
                 "mode": mode,
@@ -522,6 +567,7 @@ class ValueNetMethod(MetaLearnedMethod):
                 "meta_features": features,
                 "gradient_picks": [p.to_string() for p in picks],
                 "exhaustive_rank_of_top": int(rank_of[top_index]),
+                "rerank": list(proxies),
             },
         )
 
