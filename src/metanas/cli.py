@@ -163,6 +163,7 @@ SCORE_MEANING = {
     "nearest-best": "the cell's accuracy measured on the nearest knowledge-base task (fraction)",
     "global-prior": "the cell's mean per-task z-score over the knowledge base's tasks "
                     "(shrunken towards 0 for cells measured on few tasks)",
+    "zero-cost": "mean normalised rank over the zero-cost proxies (1 = first on every proxy)",
 }
 
 

@@ -84,6 +84,12 @@ METHODS: dict[str, MethodSpec] = {
             "none: generates and ranks without training", checkpoint="metad2a.safetensors",
         ),
         MethodSpec(
+            "zero-cost", "metanas.methods.zero_cost:ZeroCostSearch",
+            "zero-cost proxies (nwot + zico rank vote) of sampled cells on the dataset's own "
+            "images at initialisation; no training, no meta-learning",
+            "cells scored (--budget-evals, default 100) capped by the seconds (--budget)",
+        ),
+        MethodSpec(
             "random", "metanas.methods.baselines:RandomSearch",
             "random search: trains random cells on the target task within the budget",
             "trains candidates until the seconds or evaluations run out (default 10 evaluations)",

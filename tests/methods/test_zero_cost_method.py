@@ -1,0 +1,47 @@
+"""The zero-cost search method: a proxy vote over sampled cells, within its budget."""
+
+from __future__ import annotations
+
+import pytest
+
+from metanas.api import search
+from metanas.data import load_dataset
+from metanas.errors import ConfigError
+from metanas.methods.interface import Budget
+from metanas.spaces.nb201 import NB201Arch
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def test_ranks_sampled_cells_by_a_proxy_vote(digits):
+    res = search(digits, method="zero-cost", top=5, seed=0, budget=Budget(evaluations=12),
+                 options={"C": 4, "N": 1, "batch_size": 16})
+    assert res.timings["cells"] == 12 and len(res.candidates) == 5
+    scores = [c.score for c in res.candidates]
+    assert scores == sorted(scores, reverse=True) and 0 < scores[-1] <= scores[0] <= 1
+    top = NB201Arch.from_string(res.candidates[0].arch)
+    assert sum(op.startswith("nor_conv") for op in top.ops) >= 1  # not a parameter-free cell
+    again = search(digits, method="zero-cost", top=5, seed=0, budget=Budget(evaluations=12),
+                   options={"C": 4, "N": 1, "batch_size": 16})
+    assert [c.arch for c in again.candidates] == [c.arch for c in res.candidates]
+
+
+def test_bad_proxy_is_a_config_error(digits):
+    with pytest.raises(ConfigError, match="proxy"):
+        search(digits, method="zero-cost", budget=Budget(evaluations=2),
+               options={"proxies": "nope"})
+
+
+def test_value_net_reranks_its_shortlist_with_proxies(digits):
+    plain = search(digits, method="value-net", top=20, seed=0)
+    res = search(digits, method="value-net", top=5, seed=0,
+                 options={"rerank": "nwot,zico", "shortlist": 20})
+    shortlist = [c.arch for c in plain.candidates]
+    assert all(c.arch in shortlist for c in res.candidates)
+    assert {"value", "nwot", "zico"} <= set(res.candidates[0].extra)
+    assert res.details["rerank"] == ["nwot", "zico"] and res.timings["rerank_seconds"] > 0
+    with pytest.raises(ConfigError, match="shortlist"):
+        search(digits, method="value-net", options={"rerank": "nwot", "shortlist": 0})
