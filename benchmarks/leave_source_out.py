@@ -90,6 +90,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--out", default="docs/results/leave_in16_out")
+    ap.add_argument("--zero-cost", action="store_true", help="also the zero-cost method")
     ap.add_argument("--only", default=None, help="comma-separated substrings: run only the "
                     "variants whose name contains one")
     args = ap.parse_args()
@@ -112,6 +113,22 @@ def main() -> None:
         rows.append({"variant": "value-net, shipped checkpoint", "seed": seed,
                      "top1": truth[picks[0]], "best5": max(truth[a] for a in picks),
                      "picks": picks, "meta_train_s": 0.0, "search_s": res.search_seconds})
+    if args.zero_cost:
+        from metanas.api import search
+        from metanas.methods.interface import Budget
+
+        for seed in seeds:
+            for cells in (100, 500):
+                res = search(data, method="zero-cost", top=5, seed=seed,
+                             budget=Budget(evaluations=cells),
+                             options={"resolution": args.resolution})
+                picks = [c.arch for c in res.candidates]
+                rows.append({"variant": f"zero-cost (nwot+zico), {cells} sampled cells",
+                             "seed": seed, "top1": truth[picks[0]],
+                             "best5": max(truth[a] for a in picks), "picks": picks,
+                             "meta_train_s": 0.0, "search_s": res.search_seconds})
+                print(f"zero-cost {cells} cells seed {seed}: top-1 {rows[-1]['top1']:.2f} "
+                      f"({res.search_seconds:.1f} s)", flush=True)
     with KnowledgeBase(args.kb, readonly=True) as kb:
         for source in ("metad2a-imagenet32", "tiny-imagenet-200-64px"):
             picks = prior_pick(kb, source)

@@ -148,8 +148,9 @@ def _budget(evaluations: int | None, seconds: float | None) -> api.Budget | None
 
 # What a candidate's score is, per method (higher is better for all).
 SCORE_MEANING = {
-    "value-net": "the value network's predicted accuracy, standardised per task (a z-score, "
-                 "not an accuracy)",
+    "value-net": "rank vote of the value network and the zero-cost proxies (nwot, zico) on its "
+                 "shortlist, 1 = first on all (with --set rerank= : the network's prediction, "
+                 "standardised per task)",
     "metad2a": "the meta-predictor's predicted accuracy, standardised per task (a z-score), "
                "averaged over resampled image sets",
     "base": "log-probability of the cell under the adapted architecture distribution",
