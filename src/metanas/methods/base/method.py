@@ -384,10 +384,11 @@ class BASEPriorMethod(BASEMethod):
 
     def search(self, dataset: ImageDataset, *, top: int = 10, seed: int = 0,
                budget: Budget | None = None, progress: bool = False,
-               space: str | None = None) -> SearchResult:
+               space: str | None = None, prior: str = "kb",
+               prior_strength: float = 1.0) -> SearchResult:
         if budget is not None:
             raise ConfigError("base-prior derives the cell without adaptation: it takes no "
                               "--budget or --budget-evals (use --method base for adaptation)")
         return super().search(dataset, top=top, seed=seed, progress=progress, mode="prior",
-                              space=space)
+                              space=space, prior=prior, prior_strength=prior_strength)
 
