@@ -45,3 +45,14 @@ def test_value_net_reranks_its_shortlist_with_proxies(digits):
     assert res.details["rerank"] == ["nwot", "zico"] and res.timings["rerank_seconds"] > 0
     with pytest.raises(ConfigError, match="shortlist"):
         search(digits, method="value-net", options={"rerank": "nwot", "shortlist": 0})
+
+
+def test_value_net_keeps_its_ranking_when_the_images_carry_no_signal():
+    import numpy as np
+
+    x = np.full((200, 8, 8), 127, dtype=np.uint8)  # constant images: proxies are undefined
+    y = np.repeat(np.arange(10), 20)
+    res = search((x, y), method="value-net", top=3, seed=0)
+    assert len(res.candidates) == 3 and res.details["rerank"] == []
+    assert res.details["rerank_skipped"]  # the proxies' one-line reason
+    assert all(np.isfinite(c.score) for c in res.candidates)

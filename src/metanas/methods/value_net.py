@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from metanas.data import ImageDataset
-from metanas.errors import CheckpointError, ConfigError, KnowledgeBaseError
+from metanas.errors import CheckpointError, ConfigError, DatasetError, KnowledgeBaseError
 from metanas.features.metafeatures import FEATURE_NAMES, compute_meta_features, feature_vector
 from metanas.features.zero_cost import ZeroCostConfig, check_proxies, proxy_batch, score_cell
 from metanas.kb.views import (
@@ -557,8 +557,13 @@ class ValueNetMethod(MetaLearnedMethod):
             if len(candidates) >= want:
                 break
         t_shortlist = time.perf_counter()
+        rerank_skipped = None
         if proxies:
-            candidates = _rerank(candidates, task, proxies, zc_config, rerank_resolution)[:top]
+            try:
+                candidates = _rerank(candidates, task, proxies, zc_config, rerank_resolution)
+            except DatasetError as exc:  # e.g. constant images: no signal, keep the network's
+                rerank_skipped = str(exc)
+            candidates = candidates[:top]
         t_rank = time.perf_counter()
         order = np.argsort(-all_scores, kind="stable")
         rank_of = np.empty(SPACE_SIZE, dtype=np.int64)
@@ -582,7 +587,8 @@ class ValueNetMethod(MetaLearnedMethod):
                 "meta_features": features,
                 "gradient_picks": [p.to_string() for p in picks],
                 "exhaustive_rank_of_top": int(rank_of[top_index]),
-                "rerank": list(proxies),
+                "rerank": list(proxies) if rerank_skipped is None else [],
+                "rerank_skipped": rerank_skipped,
             },
         )
 
