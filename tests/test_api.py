@@ -21,3 +21,23 @@ def test_search_with_train_trains_the_top_pick() -> None:
 def test_train_rejects_resolution_zero_instead_of_ignoring_it() -> None:
     with pytest.raises(DatasetError, match="resolution"):
         metanas.train("digits", CELL, recipe="cpu-tiny", resolution=0)
+
+
+def test_budgets_and_seeds_are_checked_once_where_declared():
+    import math
+
+    import pytest
+
+    from metanas.api import Budget, check_seed
+    from metanas.errors import ConfigError
+
+    for bad in (math.nan, math.inf, 0, -1.0):
+        with pytest.raises(ConfigError, match="--budget"):
+            Budget(seconds=bad)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ConfigError, match="--budget-evals"):
+            Budget(evaluations=bad)
+    for bad in (-1, 2**64, 1.0, True, "3"):
+        with pytest.raises(ConfigError, match="--seed"):
+            check_seed(bad)
+    assert check_seed(2**32 - 1) == 2**32 - 1

@@ -25,6 +25,17 @@ from metanas.tasks import make_task
 from metanas.threads import use_free_cores
 from metanas.training import TrainResult, get_recipe, train_architecture
 
+MAX_SEED = 2**32 - 1
+"""Seeds reach numpy, torch and SQLite; all accept this range."""
+
+
+def check_seed(seed: Any) -> int:
+    """A seed is an integer in [0, 2**32 - 1]; anything else is a one-line error."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        shown = repr(seed) if len(repr(seed)) <= 40 else repr(seed)[:37] + "..."
+        raise ConfigError(f"--seed must be an integer in [0, {MAX_SEED}], got {shown}")
+    return seed
+
 
 def default_checkpoint(method: str) -> Path:
     """The meta-trained checkpoint shipped inside the package for ``method``."""
@@ -72,6 +83,7 @@ def search(
     included (dataset loading and checkpoint loading excluded). The trained pick, if any, is
     in ``result.details["trained"]``.
     """
+    check_seed(seed)
     use_free_cores()
     if top < 1:
         raise ConfigError(f"top must be >= 1, got {top}")
@@ -114,6 +126,7 @@ def train(
     return_model: bool = False,
 ):
     """Train one architecture on a dataset (validation carved from its train split)."""
+    check_seed(seed)
     use_free_cores()
     arch = parse(arch)
     data = as_dataset(dataset, seed=seed, progress=progress)
@@ -275,6 +288,7 @@ def zero_cost(
     ``{"arch", "scores", "seconds", "seconds_total", "nonfinite"}`` (a score that could not be
     computed is ``-inf`` and its proxy is listed in ``nonfinite``).
     """
+    check_seed(seed)
     from metanas.features import zero_cost as zc
     from metanas.progress import Bars
     from metanas.spaces.nb201 import NB201Arch

@@ -50,6 +50,19 @@ class Budget:
     seconds: float | None = None
     evaluations: int | None = None
 
+    def __post_init__(self) -> None:
+        """Checked once here, so no method runs forever on ``--budget nan`` or ``inf``."""
+        if self.seconds is not None and (
+                isinstance(self.seconds, bool) or not isinstance(self.seconds, (int, float))
+                or not math.isfinite(self.seconds) or self.seconds <= 0):
+            raise ConfigError(f"--budget must be a finite number of seconds > 0, got "
+                              f"{self.seconds!r}")
+        if self.evaluations is not None and (
+                isinstance(self.evaluations, bool) or not isinstance(self.evaluations, int)
+                or self.evaluations < 1):
+            raise ConfigError(f"--budget-evals must be an integer >= 1, got "
+                              f"{self.evaluations!r}")
+
     def exhausted(self, elapsed: float, evaluations: int) -> bool:
         if self.evaluations is not None and evaluations >= self.evaluations:
             return True
