@@ -393,3 +393,21 @@ def _zico(net: nn.Module, x: torch.Tensor, y: torch.Tensor, parts: int) -> float
         if ratio > 0:
             total += math.log(ratio)
     return total
+
+
+def rank_vote(results: Sequence[dict[str, Any]], proxies: Sequence[str],
+              prior_order: bool = False) -> np.ndarray:
+    """Mean normalised rank of each cell over ``proxies`` (1 = best on every one); with
+    ``prior_order`` the cells' given order (e.g. a predictor's ranking) votes once too."""
+    n = len(results)
+    votes, ballots = np.zeros(n), 0
+    if prior_order:
+        votes += np.arange(n, 0, -1) / n
+        ballots += 1
+    for p in proxies:
+        values = np.array([r["scores"][p] for r in results])
+        rank = np.empty(n)
+        rank[np.argsort(-values, kind="stable")] = np.arange(n, 0, -1) / n
+        votes += rank
+        ballots += 1
+    return votes / max(ballots, 1)

@@ -49,7 +49,8 @@ def kb_names(root: Path | None = None) -> list[str]:
     return ([DEFAULT] if data.get("default") else []) + sorted(data["entries"])
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -79,18 +80,18 @@ def resolve_kb(name_or_path: str | os.PathLike, *, root: Path | None = None) -> 
                                  f"(shipped: {known})")
     source = (root or assets_dir() / "kb") / entry["file"]
     target = cache_dir() / "kb" / f"{name}-{entry['db_sha256'][:16]}.db"
-    if target.is_file() and _sha256(target) == entry["db_sha256"]:
+    if target.is_file() and sha256_file(target) == entry["db_sha256"]:
         return target
     if not source.is_file():
         raise KnowledgeBaseError(f"shipped knowledge base file {source} is missing")
-    if _sha256(source) != entry["sha256"]:
+    if sha256_file(source) != entry["sha256"]:
         raise KnowledgeBaseError(f"{source}: checksum mismatch (corrupted or edited file)")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out, lzma.open(source) as src:
             shutil.copyfileobj(src, out)
-        if _sha256(Path(tmp)) != entry["db_sha256"]:
+        if sha256_file(Path(tmp)) != entry["db_sha256"]:
             raise KnowledgeBaseError(f"{source}: decompressed file does not match its checksum")
         os.replace(tmp, target)
     finally:
@@ -135,9 +136,9 @@ def pack_kb(db: Path, name: str, *, root: Path | None = None, description: str =
         os.replace(tmp_out, out)
         entry = {
             "file": out.name,
-            "sha256": _sha256(out),
+            "sha256": sha256_file(out),
             "bytes": out.stat().st_size,
-            "db_sha256": _sha256(compact),
+            "db_sha256": sha256_file(compact),
             "db_bytes": compact.stat().st_size,
             **counts,
             "sources": per_source,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from metanas.errors import ArchitectureError, KnowledgeBaseError
+from metanas.kb.catalog import sha256_file as _sha256
 from metanas.kb.store import KnowledgeBase
 
 __all__ = ["SOURCES", "Fidelity", "PublishedSource", "get_source", "import_source",
@@ -134,14 +135,6 @@ def get_source(name: str) -> PublishedSource:
 def source_task_key(source: str, task: str) -> str:
     """The task key of task ``task`` of a published source: sha256 of its identity."""
     return hashlib.sha256(json.dumps(["published-source", source, task]).encode()).hexdigest()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_rows(path: Path, src: PublishedSource) -> list[dict[str, str]]:

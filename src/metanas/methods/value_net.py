@@ -54,7 +54,13 @@ from torch import nn
 from metanas.data import ImageDataset
 from metanas.errors import CheckpointError, ConfigError, DatasetError, KnowledgeBaseError
 from metanas.features.metafeatures import FEATURE_NAMES, compute_meta_features, feature_vector
-from metanas.features.zero_cost import ZeroCostConfig, check_proxies, proxy_batch, score_cell
+from metanas.features.zero_cost import (
+    ZeroCostConfig,
+    check_proxies,
+    proxy_batch,
+    rank_vote,
+    score_cell,
+)
 from metanas.kb.views import (
     FULL_TRAINING,
     TARGET_METRICS,
@@ -288,15 +294,7 @@ def _rerank(candidates: list[Candidate], task, proxies: tuple[str, ...],
     results = [score_cell(c.arch, x, y, num_classes=task.num_classes, proxies=proxies,
                           config=config) for c in candidates]
     n = len(candidates)
-    votes = np.zeros(n)
-    votes += np.arange(n, 0, -1) / n  # the value network's order
-    for p in proxies:
-        values = np.array([r["scores"][p] for r in results])
-        order = np.argsort(-values, kind="stable")
-        rank = np.empty(n)
-        rank[order] = np.arange(n, 0, -1) / n
-        votes += rank
-    votes /= 1 + len(proxies)
+    votes = rank_vote(results, proxies, prior_order=True)
     out = []
     for c, r, v in zip(candidates, results, votes, strict=True):
         out.append(Candidate(c.arch, float(v), {"value": c.score, **{

@@ -15,26 +15,19 @@ import numpy as np
 
 from metanas.data import ImageDataset
 from metanas.errors import ConfigError
-from metanas.features.zero_cost import ZeroCostConfig, check_proxies, proxy_batch, score_cell
+from metanas.features.zero_cost import (
+    ZeroCostConfig,
+    check_proxies,
+    proxy_batch,
+    rank_vote,
+    score_cell,
+)
 from metanas.methods.interface import Budget, Candidate, SearchMethod, SearchResult
 from metanas.progress import Bars
 from metanas.spaces.nb201 import NB201Arch
 from metanas.tasks import make_task
 
 DEFAULT_CELLS = 100
-
-
-def rank_vote(results: list[dict], proxies: tuple[str, ...]) -> np.ndarray:
-    """Mean over proxies of each cell's normalised rank (1 = best on that proxy)."""
-    n = len(results)
-    votes = np.zeros(n)
-    for p in proxies:
-        values = np.array([r["scores"][p] for r in results])
-        order = np.argsort(-values, kind="stable")
-        rank = np.empty(n)
-        rank[order] = np.arange(n, 0, -1) / n
-        votes += rank
-    return votes / len(proxies)
 
 
 class ZeroCostSearch(SearchMethod):
