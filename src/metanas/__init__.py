@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from metanas.api import (
         Budget,
         load_method,
+        load_model,
         meta_train,
+        predict,
         search,
         space_info,
         train,
@@ -24,8 +26,8 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "Budget", "__version__", "load_method", "meta_train", "search", "space_info", "train",
-    "zero_cost",
+    "Budget", "__version__", "load_method", "load_model", "meta_train", "predict", "search",
+    "space_info", "train", "zero_cost",
 ]
 _API = frozenset(__all__) - {"__version__"}
 

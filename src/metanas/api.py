@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from metanas.data import ImageDataset, from_arrays, load_dataset
 from metanas.errors import ConfigError
 from metanas.methods import registry
@@ -124,8 +126,11 @@ def train(
     device: str = "cpu",
     progress: bool = False,
     return_model: bool = False,
+    save_to: str | Path | None = None,
 ):
-    """Train one architecture on a dataset (validation carved from its train split)."""
+    """Train one architecture on a dataset (validation carved from its train split); with
+    ``save_to`` also write the trained network as a self-contained model file
+    (:func:`load_model` reads it back)."""
     check_seed(seed)
     use_free_cores()
     arch = parse(arch)
@@ -134,8 +139,79 @@ def train(
     res = resolution if resolution is not None else (
         rec.resolution or proxy_resolution(max(data.image_size)))
     task = make_task(data, resolution=res, max_train_per_class=max_train_per_class, seed=seed)
-    return train_architecture(arch, task, rec, seed=seed, device=device, progress=progress,
-                              return_model=return_model)
+    result, model = train_architecture(arch, task, rec, seed=seed, device=device,
+                                       progress=progress, return_model=True)
+    if save_to is not None:
+        from metanas.training.saved import save_model
+
+        save_model(save_to, model, task, recipe=rec.name,
+                   input_resolution=rec.resolution or task.resolution,
+                   metrics=result.to_dict())
+    return (result, model) if return_model else result
+
+
+def load_model(path: str | Path):
+    """A model saved by ``train(..., save_to=)`` / ``--save-model``: an ``nn.Module`` in eval
+    mode with ``predict(images, top=k)`` on raw images (see :mod:`metanas.training.saved`)."""
+    from metanas.training.saved import load_model as _load
+
+    return _load(path)
+
+
+def predict(model: str | Path, images, *, top: int = 1) -> dict[str, Any]:
+    """Top-``top`` predictions of a saved model for raw images: an array, image files, a
+    folder of images (labels from sub-folder names when they are class names) or an .npz
+    (``x`` or ``x_test``, with ``y`` / ``y_test`` for accuracy)."""
+    from metanas.training.saved import load_model as _load
+
+    net = _load(model)
+    x, y, files = _read_images(images)
+    out = net.predict(x if files is None else files, top=top)
+    result: dict[str, Any] = {"model": str(model), "images": len(out["classes"]),
+                              "arch": net.card.arch, "top": int(out["classes"].shape[1]),
+                              "predictions": [
+                                  {"file": None if files is None else str(files[i]),
+                                   "classes": out["names"][i],
+                                   "probabilities": [round(float(p), 6) for p in
+                                                     out["probabilities"][i]]}
+                                  for i in range(len(out["classes"]))]}
+    if y is not None:
+        names = list(net.card.class_names)
+        if y.dtype.kind in "US":  # folder names
+            lookup = {n: i for i, n in enumerate(names)}
+            y = np.array([lookup.get(str(v), -1) for v in y])
+        result["accuracy"] = float((out["classes"][:, 0] == y).mean())
+    return result
+
+
+def _read_images(images):
+    """(array or None, labels or None, files or None) from what ``predict`` accepts."""
+    from metanas.errors import DatasetError
+
+    if isinstance(images, np.ndarray):
+        return images, None, None
+    path = Path(images)
+    if not path.exists():
+        raise DatasetError(f"--images {path} does not exist")
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                key = "x" if "x" in z else "x_test" if "x_test" in z else None
+                if key is None:
+                    raise DatasetError(f"--images {path}: no x or x_test array")
+                ykey = {"x": "y", "x_test": "y_test"}[key]
+                return z[key], (z[ykey].astype(np.int64) if ykey in z else None), None
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"--images {path}: not a readable .npz ({exc})") from None
+    suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+    if path.is_file():
+        return None, None, [path]
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    if not files:
+        raise DatasetError(f"--images {path}: no image files found")
+    labels = np.array([p.parent.name for p in files]) if all(
+        p.parent != path for p in files) else None
+    return None, labels, files
 
 
 _train = train
@@ -332,7 +408,7 @@ def zero_cost(
 
 __all__ = [
     "METHODS", "Budget", "SearchResult", "TrainResult", "as_dataset", "bench",
-    "default_checkpoint", "import_source",
+    "default_checkpoint", "import_source", "load_model", "predict",
     "load_method", "meta_train", "parse_arch", "search", "space_info", "train",
     "validate_value_net", "zero_cost",
 ]

@@ -248,11 +248,9 @@ def search(
     _print_candidates(result)
     out.print(f"search: {result.search_seconds:.2f} s", highlight=False)
     if train:
-        trained, model = api.train(data, result.architecture, recipe=recipe, seed=seed,
-                                   device=device, progress=True, return_model=True)
+        trained = api.train(data, result.architecture, recipe=recipe, seed=seed,
+                            device=device, progress=True, save_to=save_model)
         payload["trained"] = trained.to_dict()
-        if save_model:
-            _save_model(model, save_model, trained.to_dict())
         t = payload["trained"]
         out.print(f"trained top pick ({t['recipe']}, seed {seed}): test accuracy "
                   f"{t['test_acc']:.4f}, val {t['val_acc']:.4f}, {t['seconds']:.1f} s, "
@@ -261,25 +259,34 @@ def search(
         write_json(json_out, payload)
 
 
-def _save_model(model, path: Path, info: dict) -> None:
-    from safetensors import SafetensorError
-    from safetensors.torch import save_file
+@app.command("predict")
+@handles_errors
+def predict_cmd(
+    model: Annotated[Path, typer.Option(help="A model saved with --save-model.")],
+    images: Annotated[Path, typer.Option(help="An image file, a folder of images (labels "
+                                         "from sub-folder names) or an .npz (x or x_test, "
+                                         "with y / y_test for accuracy).")],
+    top: Annotated[int, typer.Option(help="Classes per image.")] = 1,
+    json_out: Annotated[Path | None, typer.Option("--json")] = None,
+    show: Annotated[int, typer.Option(help="Predictions printed (all go to --json).")] = 10,
+) -> None:
+    """Top-k classes of a saved model for raw images (and accuracy when labels are known)."""
+    from metanas import api
 
-    from metanas.paths import give_default_mode
-
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    meta = {"format": "metanas.nb201-network/1", "arch": info["arch"],
-            "config": json.dumps(model.config), "result": json.dumps(info)}
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(state, str(tmp), metadata=meta)
-        give_default_mode(tmp)  # safetensors creates it 0600
-        tmp.replace(path)
-    except (OSError, SafetensorError) as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write --save-model {path}: {exc}") from None
+    if top < 1:
+        raise ConfigError(f"--top must be >= 1, got {top}")
+    check_output(json_out, "--json")
+    res = api.predict(model, images, top=top)
+    for i, p in enumerate(res["predictions"][:max(show, 0)]):
+        pairs = ", ".join(f"{c} {q:.3f}" for c, q in zip(p["classes"], p["probabilities"],
+                                                         strict=True))
+        out.print(f"{p['file'] or f'#{i}'}: {pairs}", highlight=False, markup=False)
+    line = f"{res['images']} image(s)"
+    if "accuracy" in res:
+        line += f", top-1 accuracy {res['accuracy']:.4f}"
+    out.print(line, highlight=False)
+    if json_out:
+        write_json(json_out, res)
 
 
 @app.command("train")
@@ -301,14 +308,12 @@ def train_cmd(
     api.parse_arch(arch)
     check_output(json_out, "--json")
     check_output(save_model, "--save-model")
-    result, model = api.train(dataset, arch, recipe=recipe, seed=seed, resolution=resolution,
-                              device=device, progress=True, return_model=True)
+    result = api.train(dataset, arch, recipe=recipe, seed=seed, resolution=resolution,
+                       device=device, progress=True, save_to=save_model)
     d = result.to_dict()
     for k in ("arch", "recipe", "val_acc", "test_acc", "train_loss", "seconds", "params", "macs",
               "device"):
         out.print(f"{k:>10}: {d[k]}", highlight=False, markup=False)
-    if save_model:
-        _save_model(model, save_model, d)
     if json_out:
         write_json(json_out, d)
 
