@@ -184,6 +184,17 @@ def predict(model: str | Path, images, *, top: int = 1) -> dict[str, Any]:
     return result
 
 
+def export_model(model: str | Path, *, onnx: str | Path | None = None,
+                 torchscript: str | Path | None = None) -> dict[str, Any]:
+    """Export a saved model to ONNX and/or TorchScript, each checked against PyTorch."""
+    from metanas.training.saved import export
+    from metanas.training.saved import load_model as _load
+
+    if onnx is None and torchscript is None:
+        raise ConfigError("export needs --onnx OUT.onnx and/or --torchscript OUT.pt")
+    return export(_load(model), onnx_path=onnx, torchscript_path=torchscript)
+
+
 def _read_images(images):
     """(array or None, labels or None, files or None) from what ``predict`` accepts."""
     from metanas.errors import DatasetError
@@ -408,7 +419,7 @@ def zero_cost(
 
 __all__ = [
     "METHODS", "Budget", "SearchResult", "TrainResult", "as_dataset", "bench",
-    "default_checkpoint", "import_source", "load_model", "predict",
+    "default_checkpoint", "import_source", "load_model", "predict", "export_model",
     "load_method", "meta_train", "parse_arch", "search", "space_info", "train",
     "validate_value_net", "zero_cost",
 ]

@@ -259,6 +259,21 @@ def search(
         write_json(json_out, payload)
 
 
+@app.command("export")
+@handles_errors
+def export_cmd(
+    model: Annotated[Path, typer.Option(help="A model saved with --save-model.")],
+    onnx: Annotated[Path | None, typer.Option("--onnx", help="ONNX file to write.")] = None,
+    torchscript: Annotated[Path | None, typer.Option(help="TorchScript file to write.")] = None,
+) -> None:
+    """Export a saved model (ONNX, TorchScript), checked against PyTorch's outputs."""
+    from metanas import api
+
+    check_output(onnx, "--onnx")
+    check_output(torchscript, "--torchscript")
+    out.print_json(data=api.export_model(model, onnx=onnx, torchscript=torchscript))
+
+
 @app.command("predict")
 @handles_errors
 def predict_cmd(

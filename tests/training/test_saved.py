@@ -118,3 +118,18 @@ def test_cli_train_save_predict(tmp_path):
     res = runner.invoke(app, ["predict", "--model", str(tmp_path / "nope"), "--images",
                               str(npz)])
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_export_matches_pytorch(saved, tmp_path):
+    path, _data, _result, _net = saved
+    report = api.export_model(path, torchscript=tmp_path / "m.pt")
+    assert report["torchscript"]["max_abs_diff"] < 1e-4
+    onnx = pytest.importorskip("onnx")
+    report = api.export_model(path, onnx=tmp_path / "m.onnx")
+    assert report["onnx"]["checked_with"] in ("onnxruntime", "onnx.checker")
+    if report["onnx"]["checked_with"] == "onnxruntime":
+        assert report["onnx"]["max_abs_diff"] < 1e-4
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
+    assert json.loads(meta["metanas.card"])["arch"] == ARCH
+    with pytest.raises(Exception, match="--onnx"):
+        api.export_model(path)

@@ -31,7 +31,7 @@ from metanas.spaces.nb201 import NB201Network
 from metanas.tasks import Task
 from metanas.version import __version__
 
-__all__ = ["MODEL_FORMAT", "ModelCard", "SavedModel", "load_model", "save_model"]
+__all__ = ["MODEL_FORMAT", "ModelCard", "SavedModel", "export", "load_model", "save_model"]
 
 MODEL_FORMAT = "metanas.nb201-model/2"
 MAX_CLASSES = 100_000
@@ -247,3 +247,88 @@ def load_model(path: str | os.PathLike) -> SavedModel:
         raise CheckpointError(f"{path}: not a readable metanas model ({text})") from None
     net.load_state_dict(state)
     return SavedModel(net, card)
+
+
+def export(model: SavedModel, *, onnx_path: str | os.PathLike | None = None,
+           torchscript_path: str | os.PathLike | None = None, seed: int = 0) -> dict[str, Any]:
+    """Export the network for deployment and check the copy against PyTorch on a seeded batch.
+
+    The exported graph takes the *preprocessed* input (``preprocess``: [0, 1] pixels resized
+    and standardised, ``(n, channels, side, side)``, any ``n``); the card (normalisation, class
+    names) goes into the ONNX file's metadata. ONNX uses torch's TorchScript-based exporter
+    (the dynamo exporter needs onnxscript); it is checked with onnxruntime when installed, else
+    with ``onnx.checker`` only. Returns, per format, the file and the largest absolute
+    difference of its logits from PyTorch's.
+    """
+    import warnings
+
+    c = model.card
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(4, c.in_channels, c.input_resolution, c.input_resolution, generator=gen)
+    with torch.no_grad():
+        reference = model(x).numpy()
+    report: dict[str, Any] = {"input": [None, c.in_channels, c.input_resolution,
+                                        c.input_resolution]}
+    if torchscript_path is not None:
+        path = Path(torchscript_path)
+        with torch.no_grad():
+            traced = torch.jit.trace(model.net, x)
+        _atomic(path, lambda tmp: traced.save(tmp))
+        loaded = torch.jit.load(str(path))
+        with torch.no_grad():
+            diff = float(np.abs(loaded(x).numpy() - reference).max())
+        report["torchscript"] = {"file": str(path), "max_abs_diff": diff}
+    if onnx_path is not None:
+        try:
+            import onnx
+        except ImportError:
+            raise CheckpointError("ONNX export needs the onnx package: pip install "
+                                  "'metanas[export]'") from None
+        path = Path(onnx_path)
+
+        def write(tmp: str) -> None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(model.net, (x,), tmp, input_names=["images"],
+                                  output_names=["logits"], dynamo=False,
+                                  dynamic_axes={"images": {0: "n"}, "logits": {0: "n"}})
+            proto = onnx.load(tmp)
+            for key, value in (("metanas.card", json.dumps(asdict(c), default=float)),
+                               ("metanas.preprocess", "x/255 -> bilinear antialiased resize "
+                                "to task_resolution -> (x - mean) / std -> resize to "
+                                "input_resolution")):
+                entry = proto.metadata_props.add()
+                entry.key, entry.value = key, value
+            onnx.checker.check_model(proto)
+            onnx.save(proto, tmp)
+
+        _atomic(path, write)
+        entry: dict[str, Any] = {"file": str(path), "checked_with": "onnx.checker"}
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            ort = None
+        if ort is not None:
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            out = session.run(None, {"images": x.numpy()})[0]
+            entry.update(checked_with="onnxruntime",
+                         max_abs_diff=float(np.abs(out - reference).max()))
+        report["onnx"] = entry
+    return report
+
+
+def _atomic(path: Path, write) -> None:
+    """``write(tmp)`` then rename into place; a failed export leaves nothing behind."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        write(name)
+        give_default_mode(name)
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
