@@ -56,3 +56,9 @@ def test_value_net_keeps_its_ranking_when_the_images_carry_no_signal():
     assert len(res.candidates) == 3 and res.details["rerank"] == []
     assert res.details["rerank_skipped"]  # the proxies' one-line reason
     assert all(np.isfinite(c.score) for c in res.candidates)
+
+
+def test_a_seconds_budget_alone_stops_at_its_deadline(digits):
+    res = search(digits, method="zero-cost", top=2, seed=0, budget=Budget(seconds=0.5),
+                 options={"C": 4, "N": 1, "batch_size": 16})
+    assert 1 <= res.timings["cells"] < 1000

@@ -28,6 +28,8 @@ from metanas.spaces.nb201 import NB201Arch
 from metanas.tasks import make_task
 
 DEFAULT_CELLS = 100
+MAX_CELLS = 1000
+"""Cells drawn when only seconds bound the search (the scoring stops at the deadline)."""
 
 
 class ZeroCostSearch(SearchMethod):
@@ -45,7 +47,7 @@ class ZeroCostSearch(SearchMethod):
         names = check_proxies(proxies)
         config = ZeroCostConfig(C=C, N=N, batch_size=batch_size, seed=seed)
         budget = budget or Budget(evaluations=DEFAULT_CELLS)
-        n_cells = budget.evaluations if budget.evaluations is not None else 15625
+        n_cells = budget.evaluations if budget.evaluations is not None else MAX_CELLS
         if n_cells < 1:
             raise ConfigError(f"zero-cost needs at least 1 cell to score, got {n_cells}")
         t0 = time.perf_counter()
