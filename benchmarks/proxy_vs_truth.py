@@ -51,7 +51,8 @@ def gather(kb_name: str, truth: dict[str, float]):
             acc = heldout_accuracy(r, task)
             if acc is None:
                 continue
-            groups.setdefault((r["recipe"], r["seed"]), {}).setdefault(
+            ipc = round(task["n_train"] / task["num_classes"]) if task.get("n_train") else 0
+            groups.setdefault((r["recipe"], r["seed"], ipc), {}).setdefault(
                 task["name"], {})[r["arch"]] = acc
             if r["seconds"]:
                 seconds.setdefault(r["recipe"], []).append(r["seconds"])
@@ -74,7 +75,7 @@ def main() -> None:
     results = []
     for kb_name in kbs:
         groups, seconds = gather(kb_name, truth)
-        for (recipe, seed), per_task in sorted(groups.items()):
+        for (recipe, seed, ipc), per_task in sorted(groups.items()):
             per = []
             for _name, accs in sorted(per_task.items()):
                 if len(accs) < args.min_cells:
@@ -93,14 +94,15 @@ def main() -> None:
             cells = sorted(pooled)
             mean = compare(np.array([np.mean(pooled[a]) for a in cells]),
                            np.array([truth[a] for a in cells]))
-            row = {"kb": kb_name, "recipe": recipe, "seed": seed, "tasks": len(per),
+            row = {"kb": kb_name, "recipe": recipe, "seed": seed, "train_per_class": ipc,
+                   "tasks": len(per),
                    "cells_per_task": float(np.mean([p["cells"] for p in per])),
                    "seconds_per_eval": seconds.get(recipe),
                    **{f"{m}_per_task": float(np.mean([p[m] for p in per]))
                       for m in ("spearman", "kendall", "top10_precision")},
                    "spearman_task_mean": mean["spearman"], "cells_pooled": mean["cells"]}
             # seed-to-seed ceiling: the same recipe, another seed, on the same tasks and cells
-            other = groups.get((recipe, 1 - seed)) if seed in (0, 1) else None
+            other = groups.get((recipe, 1 - seed, ipc)) if seed in (0, 1) else None
             if other:
                 rs = [stats.spearmanr([accs[a] for a in common], [other[n][a] for a in common]
                                       ).statistic
@@ -110,14 +112,15 @@ def main() -> None:
             results.append(row)
 
     print(f"ground truth: {table.name} (200 epochs, C=16, N=5); {len(truth)} cells")
-    head = (f"{'knowledge base':18s} {'recipe':36s} {'seed':>4s} {'tasks':>5s} {'cells':>5s} "
+    head = (f"{'knowledge base':18s} {'recipe':36s} {'seed':>4s} {'ipc':>4s} {'tasks':>5s} "
+            f"{'cells':>5s} "
             f"{'s/eval':>6s} {'Spearman':>8s} {'Kendall':>7s} {'P@10%':>6s} {'task-mean':>9s} "
             f"{'seed-seed':>9s}")
     print(head)
     for r in results:
         s2s = r.get("seed_to_seed_spearman")
         print(f"{Path(r['kb']).name[:18]:18s} {r['recipe'][:36]:36s} {r['seed']:4d} "
-              f"{r['tasks']:5d} {r['cells_per_task']:5.0f} "
+              f"{r['train_per_class']:4d} {r['tasks']:5d} {r['cells_per_task']:5.0f} "
               f"{(r['seconds_per_eval'] or float('nan')):6.1f} {r['spearman_per_task']:8.3f} "
               f"{r['kendall_per_task']:7.3f} {r['top10_precision_per_task']:6.2f} "
               f"{r['spearman_task_mean']:9.3f} {'' if s2s is None else f'{s2s:9.3f}'}")
