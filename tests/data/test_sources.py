@@ -484,3 +484,16 @@ def test_shared_omniglot_loads_with_names() -> None:
     ds = load_dataset(SHARED / "omniglot-28px.npz")  # type: ignore[operator]
     assert ds.num_classes == 1623 and "/" in ds.class_names[0]
     assert ds.train_counts().min() >= 2
+
+
+def test_a_huge_label_is_refused_before_allocating_names(tmp_path):
+    import numpy as np
+    import pytest
+
+    from metanas.data import load_dataset
+    from metanas.errors import DatasetError
+
+    path = tmp_path / "big.npz"
+    np.savez(path, x=np.zeros((4, 8, 8), np.uint8), y=np.array([0, 1, 0, 2**40]))
+    with pytest.raises(DatasetError, match="more than 100,000 classes"):
+        load_dataset(path)

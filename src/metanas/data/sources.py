@@ -250,6 +250,10 @@ def split_count(n: int, fraction: float) -> int:
     return min(max(int(np.floor(n * fraction + 0.5)), 1), n - 1)
 
 
+MAX_CLASSES = 100_000
+"""Labels beyond this are refused before any per-class structure is allocated."""
+
+
 # --------------------------------------------------------------------------------------------
 # builtin
 
@@ -334,6 +338,9 @@ def _load_npz(path: Path, seed: int, test_fraction: float,
         names = _as_class_names(names_raw, "class_names", where)
     else:
         top = max((int(v.max()) for v in ys.values() if len(v)), default=-1)
+        if top >= MAX_CLASSES:  # checked before the names are built (2**40 took 23 GB)
+            raise DatasetError(f"{where}: label {top} implies more than {MAX_CLASSES:,} "
+                               "classes; labels must be 0..K-1")
         names = tuple(str(i) for i in range(top + 1))
     _check_label_range(ys, len(names), where)
     fingerprint = cache.hash_file(path)
