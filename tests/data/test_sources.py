@@ -497,3 +497,19 @@ def test_a_huge_label_is_refused_before_allocating_names(tmp_path):
     np.savez(path, x=np.zeros((4, 8, 8), np.uint8), y=np.array([0, 1, 0, 2**40]))
     with pytest.raises(DatasetError, match="more than 100,000 classes"):
         load_dataset(path)
+
+
+def test_a_zip_bomb_is_refused_before_inflating(tmp_path):
+    import zipfile
+
+    import pytest
+
+    from metanas.data import load_dataset
+    from metanas.errors import DatasetError
+
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("a/x.png", b"\0" * (65 * 2**20))  # 65 MiB of zeros, ~65 KB compressed
+        z.writestr("b/y.png", b"\0" * 10)
+    with pytest.raises(DatasetError, match="inflates to"):
+        load_dataset(path)

@@ -252,6 +252,10 @@ def split_count(n: int, fraction: float) -> int:
 
 MAX_CLASSES = 100_000
 """Labels beyond this are refused before any per-class structure is allocated."""
+MAX_MEMBER_BYTES = 64 * 2**20
+"""An image file inside a zip may inflate to at most this (64 MiB)."""
+MAX_ZIP_BYTES = 8 * 2**30
+"""All members of a zip together may inflate to at most this (8 GiB)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -419,11 +423,29 @@ def _load_tree(path: Path, seed: int, test_fraction: float, progress: bool) -> I
     else:
         try:
             archive = zipfile.ZipFile(path)
-            members = [i.filename for i in archive.infolist() if not i.is_dir()]
+            infos = [i for i in archive.infolist() if not i.is_dir()]
+            members = [i.filename for i in infos]
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
             raise DatasetError(f"{where} is not a readable zip file ({exc})") from exc
+        # sizes from the central directory, checked before anything is inflated; reads are
+        # capped too, since a member may understate its size
+        big = next((i for i in infos if i.file_size > MAX_MEMBER_BYTES), None)
+        total = sum(i.file_size for i in infos)
+        if big is not None or total > MAX_ZIP_BYTES:
+            archive.close()
+            what = (f"member {big.filename[:80]!r} inflates to {big.file_size:,} bytes"
+                    if big is not None else f"its members inflate to {total:,} bytes")
+            raise DatasetError(f"{where}: {what}; the limits are {MAX_MEMBER_BYTES:,} per "
+                               f"image and {MAX_ZIP_BYTES:,} in all")
         key = cache.hash_file(path)
-        read = archive.read
+
+        def read(member: str) -> bytes:
+            with archive.open(member) as fh:
+                data = fh.read(MAX_MEMBER_BYTES + 1)
+            if len(data) > MAX_MEMBER_BYTES:
+                raise DatasetError(f"{where}: member {member[:80]!r} inflates beyond "
+                                   f"{MAX_MEMBER_BYTES:,} bytes")
+            return data
     try:
         arrays = cache.load_arrays(key)
         if arrays is None or not _valid_cached(arrays):
