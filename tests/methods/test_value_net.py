@@ -176,3 +176,20 @@ def test_small_tasks_are_pooled_per_source_and_sources_can_be_left_out(synthetic
     assert len(dropped.task_keys) == 24 == len(left_out.task_keys)
     assert (pooled.task_index == pooled.task_keys.index(
         next(k for k in pooled.task_keys if k.startswith("pooled")))).sum() == 5
+
+
+def test_checkpoints_that_would_rank_by_nan_are_refused(model, tmp_path):
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = tmp_path / "vn.safetensors"
+    model.save(path)
+    with safe_open(str(path), framework="pt") as fh:
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+        meta = fh.metadata()
+    for name, bad in (("feature_std", torch.zeros_like(tensors["feature_std"])),
+                      ("feature_mean", torch.full_like(tensors["feature_mean"], float("nan")))):
+        save_file({**tensors, name: bad}, str(tmp_path / "bad.safetensors"), metadata=meta)
+        with pytest.raises(CheckpointError, match="not finite and positive"):
+            ValueNetMethod.load(tmp_path / "bad.safetensors")

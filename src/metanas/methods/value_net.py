@@ -529,6 +529,9 @@ class ValueNetMethod(MetaLearnedMethod):
         t_feat = time.perf_counter()
         with single_threaded():  # a small MLP: threads only add waiting on a busy machine
             per_target = [self.score_all(f) for f in inputs]
+            if not all(np.isfinite(sc).all() for sc in per_target):
+                raise CheckpointError("value-net produced non-finite scores for this dataset: "
+                                      "the checkpoint is damaged (no ranking returned)")
             # "mix": the mean of the per-fidelity z-scores over all cells
             all_scores = per_target[0] if len(per_target) == 1 else np.mean(
                 [(sc - sc.mean()) / (sc.std() + 1e-9) for sc in per_target], axis=0)
@@ -633,6 +636,15 @@ class ValueNetMethod(MetaLearnedMethod):
             stats = {k: tensors[f"feature_{k}"].numpy() for k in ("mean", "std", "mask")}
         except KeyError as exc:
             raise CheckpointError(f"{path}: incompatible value-net checkpoint (no {exc})") from None
+        n_inputs = int(meta["n_features"])
+        if any(v.shape != (n_inputs,) for v in stats.values()):
+            raise CheckpointError(f"{path}: feature statistics do not have {n_inputs} entries")
+        if not (np.isfinite(stats["mean"]).all() and np.isfinite(stats["std"]).all()
+                and (stats["std"] > 0).all()):
+            raise CheckpointError(f"{path}: feature statistics are not finite and positive "
+                                  "(a ranking from them would be NaN)")
+        if not all(torch.isfinite(v).all() for v in tensors.values() if v.is_floating_point()):
+            raise CheckpointError(f"{path}: the network holds non-finite weights")
         return cls(
             net,
             feature_mean=stats["mean"],
