@@ -47,3 +47,22 @@ def give_default_mode(path: str | os.PathLike) -> None:
     mask = os.umask(0)
     os.umask(mask)
     os.chmod(path, 0o666 & ~mask)
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """``write(tmp)`` to a unique temporary file beside ``path`` (parents created), give it the
+    default mode, then rename it into place: concurrent writers never share a temporary file
+    and a failed write leaves nothing behind. OSErrors reach the caller, who names the file."""
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        give_default_mode(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

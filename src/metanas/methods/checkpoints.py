@@ -3,8 +3,6 @@ string checked on load, atomic writes, and one-line CheckpointErrors naming the 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -12,7 +10,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from metanas.errors import CheckpointError
-from metanas.paths import give_default_mode
+from metanas.paths import atomic_write
 
 __all__ = ["read_checkpoint", "write_checkpoint"]
 
@@ -23,18 +21,8 @@ def write_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor],
     no half file behind."""
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
-    os.close(fd)
-    tmp = Path(name)  # a unique name: concurrent writers never share a temporary file
-    try:
-        save_file(tensors, str(tmp), metadata=metadata)
-        give_default_mode(tmp)
-        tmp.replace(path)
+        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     except (OSError, SafetensorError) as exc:
-        tmp.unlink(missing_ok=True)
         raise CheckpointError(f"cannot write checkpoint {path}: {exc}") from None
 
 

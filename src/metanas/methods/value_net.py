@@ -293,14 +293,11 @@ def _rerank(candidates: list[Candidate], task, proxies: tuple[str, ...],
         x = resize(x, resolution)
     results = [score_cell(c.arch, x, y, num_classes=task.num_classes, proxies=proxies,
                           config=config) for c in candidates]
-    n = len(candidates)
     votes = rank_vote(results, proxies, prior_order=True)
-    out = []
-    for c, r, v in zip(candidates, results, votes, strict=True):
-        out.append(Candidate(c.arch, float(v), {"value": c.score, **{
-            p: (None if not np.isfinite(r["scores"][p]) else r["scores"][p]) for p in proxies}}))
-    order = sorted(range(n), key=lambda i: (-votes[i], i))
-    return [out[i] for i in order]
+    out = [Candidate(c.arch, float(v), {"value": c.score, **{
+        p: (r["scores"][p] if np.isfinite(r["scores"][p]) else None) for p in proxies}})
+        for c, r, v in zip(candidates, results, votes, strict=True)]
+    return [out[i] for i in sorted(range(len(out)), key=lambda i: (-votes[i], i))]
 
 
 def published_top_cells(kb, *, exclude: set[str] = frozenset(), n: int = 20) -> list[str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from metanas.errors import CheckpointError, DatasetError
-from metanas.paths import give_default_mode
+from metanas.paths import atomic_write
 from metanas.spaces.nb201 import NB201Network
 from metanas.tasks import Task
 from metanas.version import __version__
@@ -187,16 +186,7 @@ def save_model(path: str | os.PathLike, net: NB201Network, task: Task, *, recipe
     meta = {"format": MODEL_FORMAT, "card": json.dumps(asdict(card), allow_nan=False,
                                                        default=float)}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file(state, name, metadata=meta)
-            give_default_mode(name)
-            os.replace(name, path)
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
     except (OSError, SafetensorError) as exc:
         raise CheckpointError(f"cannot write model {path}: {exc}") from None
     return card
@@ -273,7 +263,7 @@ def export(model: SavedModel, *, onnx_path: str | os.PathLike | None = None,
         path = Path(torchscript_path)
         with torch.no_grad():
             traced = torch.jit.trace(model.net, x)
-        _atomic(path, lambda tmp: traced.save(tmp))
+        _write(path, lambda tmp: traced.save(tmp))
         loaded = torch.jit.load(str(path))
         with torch.no_grad():
             diff = float(np.abs(loaded(x).numpy() - reference).max())
@@ -302,7 +292,7 @@ def export(model: SavedModel, *, onnx_path: str | os.PathLike | None = None,
             onnx.checker.check_model(proto)
             onnx.save(proto, tmp)
 
-        _atomic(path, write)
+        _write(path, write)
         entry: dict[str, Any] = {"file": str(path), "checked_with": "onnx.checker"}
         try:
             import onnxruntime as ort
@@ -317,18 +307,8 @@ def export(model: SavedModel, *, onnx_path: str | os.PathLike | None = None,
     return report
 
 
-def _atomic(path: Path, write) -> None:
-    """``write(tmp)`` then rename into place; a failed export leaves nothing behind."""
+def _write(path: Path, write) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
+        atomic_write(path, write)
     except OSError as exc:
         raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        write(name)
-        give_default_mode(name)
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise

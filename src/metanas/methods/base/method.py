@@ -30,6 +30,7 @@ with its classifier) or cut into the discrete network of a cell with inherited w
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from dataclasses import dataclass, field, fields
@@ -101,6 +102,16 @@ class Adaptation:
         :meth:`BASEMethod.load`), classifier included."""
         info = {"adapted_on": self.task.describe(), "adapt_steps": self.stats.steps}
         save_checkpoint(path, self.supernet, self.config, info, with_classifier=True)
+
+
+@functools.lru_cache(maxsize=8)
+def _kb_op_prior(kb: str, exclude: tuple[str, ...]) -> np.ndarray:
+    """The knowledge base's op prior, read once per process (it scans 20,000 evaluations)."""
+    from metanas.kb import open_kb
+    from metanas.kb.views import op_prior
+
+    with open_kb(kb) as store:
+        return op_prior(store, exclude=exclude)
 
 
 class BASEMethod(MetaLearnedMethod):
@@ -229,14 +240,10 @@ class BASEMethod(MetaLearnedMethod):
                         kb: str = "default") -> np.ndarray:
         """``strength * log p`` (centred per edge) of the shipped knowledge base's op prior
         over its published full-training sources (:func:`metanas.kb.views.op_prior`)."""
-        from metanas.kb import open_kb
-        from metanas.kb.views import op_prior
-
         if self.supernet.space != "nb201":
             raise ConfigError("prior=kb applies to the NB201 supernet")
-        with open_kb(kb) as store:
-            p = op_prior(store, exclude=tuple(s.strip() for s in exclude.split(",") if s.strip()))
-        logp = np.log(p)
+        logp = np.log(_kb_op_prior(kb, tuple(sorted(
+            x.strip() for x in exclude.split(",") if x.strip()))))
         return (strength * (logp - logp.mean(1, keepdims=True))).astype(np.float32)
 
     # ----- search -------------------------------------------------------------------------
