@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 import time
 from pathlib import Path
 from typing import Any
@@ -93,7 +92,6 @@ def search(
     runner = method if isinstance(method, SearchMethod) else load_method(
         method, checkpoint=checkpoint, recipe=recipe, device=device
     )
-    _check_options(runner, options or {})
     result = runner.search(data, top=top, seed=seed, budget=budget, progress=progress,
                            **(options or {}))
     if train:  # the ``train`` argument shadows the function of that name here
@@ -101,18 +99,6 @@ def search(
                          progress=progress)
         result.details["trained"] = trained.to_dict()
     return result
-
-
-def _check_options(runner: SearchMethod, options: dict[str, Any]) -> None:
-    """Unknown method options are a user mistake, reported by name (not a TypeError)."""
-    params = inspect.signature(runner.search).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    known = [n for n in params if n not in ("dataset", "top", "seed", "budget", "progress")]
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ConfigError(f"method {runner.name!r} has no option(s) {', '.join(unknown)}; its "
-                          f"options: {', '.join(known) or 'none'}")
 
 
 def train(

@@ -113,7 +113,7 @@ def test_npz_dataset_through_cli(tmp_path):
         (["search", "-d", "digits", "--method", "magic"], "available"),
         (["search", "-d", "digits", "--checkpoint", "/no/ckpt.safetensors"], "ckpt"),
         (["kb", "stats", "/no/such.db"], "such.db"),
-        (["search", "-d", "digits", "--budget", "5"], "value-net ranks without training"),
+        (["search", "-d", "digits", "--budget", "5"], "value-net takes no search budget: it ranks without training"),
         (["search", "-d", "digits", "--method", "rea", "--mode", "exhaustive"], "no option(s) mode"),
         (["search", "-d", "digits", "--device", "foo"], "'foo'"),
         (["search", "-d", "digits", "--recipe", "nope"], "nope"),

@@ -53,18 +53,27 @@ def test_every_method_has_a_golden_case():
     assert set(METHODS) <= set(CASES)
 
 
+TRAINED = {"random", "rea", "fisher-nearest"}
+"""Scores are validation accuracies of trained cells: summation order (thread count, CPU)
+moves them by a few of the 287 validation images, so they may also swap places."""
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_search_picks_match_golden(name, tmp_path):
     golden = json.loads(GOLDEN.read_text())[name]
     got = run_case(CASES[name], tmp_path)
-    assert got["architectures"][0] == golden["architectures"][0]
-    assert got["architectures"] == golden["architectures"] or _near_tie(golden, got)
-    for a, b in zip(got["scores"], golden["scores"]):
-        assert math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-3), (got["scores"], golden["scores"])
+    tol = 0.025 if name in TRAINED else 1e-3
+    if name in TRAINED:  # the same cells were trained (the proposals are seeded)
+        assert sorted(got["architectures"]) == sorted(golden["architectures"])
+    else:
+        assert got["architectures"][0] == golden["architectures"][0]
+        assert got["architectures"] == golden["architectures"] or _near_tie(golden, got, tol)
+    for a, b in zip(sorted(got["scores"]), sorted(golden["scores"]), strict=True):
+        assert math.isclose(a, b, rel_tol=tol, abs_tol=tol), (got["scores"], golden["scores"])
 
 
-def _near_tie(golden: dict, got: dict) -> bool:
+def _near_tie(golden: dict, got: dict, tol: float) -> bool:
     """Lower ranks may swap where two scores are equal within the tolerance."""
     return sorted(got["architectures"]) == sorted(golden["architectures"]) and all(
-        math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-3)
-        for a, b in zip(sorted(got["scores"]), sorted(golden["scores"])))
+        math.isclose(a, b, rel_tol=tol, abs_tol=tol)
+        for a, b in zip(sorted(got["scores"]), sorted(golden["scores"]), strict=True))

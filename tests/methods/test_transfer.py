@@ -213,7 +213,7 @@ def test_global_prior_can_average_over_the_tasks_of_the_matching_resolution(tmp_
     assert method.search(digits, resolution="match").architecture == CELLS[0]
     res = method.search(big, resolution="match")
     assert res.architecture == CELLS[1] and res.details["resolution"] == 16
-    with pytest.raises(ConfigError, match="'all' or 'match'"):
+    with pytest.raises(ConfigError, match="must be one of all, match"):
         method.search(digits, resolution="nearest")
     method.info.pop("prior_by_resolution")
     with pytest.raises(CheckpointError, match="meta-train it again"):

@@ -28,9 +28,8 @@ DEFAULT_MAX_TRAIN_PER_CLASS = 500
 
 
 def accepts_budget(spec: MethodSpec) -> bool:
-    """Whether a method's registry budget semantics take a search budget: every method whose
-    semantics do not start with ``none`` (``none: ranks without training`` and the like)."""
-    return not spec.budget.strip().lower().startswith("none")
+    """Whether the method takes a search budget in seconds (its declared ``budget_kinds``)."""
+    return "seconds" in spec.load_class().budget_kinds
 
 
 @dataclass

@@ -1,12 +1,12 @@
 """Run a bench plan: every method picks a cell for every dataset, every pick is trained alike.
 
 Per cell (dataset, method, seed): the method searches the dataset with ``seed`` under the
-declared budget (only methods whose registry budget semantics take one get it), then its pick
+declared budget (only methods whose ``budget_kinds`` include seconds get it), then its pick
 is trained with the bench recipe on the same task for every method (the dataset's classes at
 the recipe's or the proxy resolution, ``max_train_per_class`` labelled images per class, split
 by ``seed``). Methods are found by name in the registry, so methods registered later need no
 change here. Common settings reach a method only through what it declares: ``recipe`` and
-``max_train_per_class`` are passed as search options when its ``search()`` takes them; a
+``max_train_per_class`` are passed as search options when its ``Options`` declare them; a
 method that trains candidates (``TrainingSearch``) and only has the attribute gets it set.
 
 A pick that the search itself trained on the bench's task with the bench's recipe and seed
@@ -16,8 +16,8 @@ numbers are taken over (``train_reused``) and add nothing to the total compute.
 
 from __future__ import annotations
 
-import inspect
 import time
+from dataclasses import fields
 from datetime import datetime, timezone
 from types import SimpleNamespace
 from typing import Any
@@ -74,16 +74,15 @@ def _load(plan: BenchPlan, name: str) -> SearchMethod:
     checkpoint = plan.config.checkpoints.get(name)
     runner = create_method(name, checkpoint=checkpoint, recipe=plan.config.recipe,
                            device=plan.config.device)
-    params = inspect.signature(runner.search).parameters
-    if "max_train_per_class" not in params and hasattr(runner, "max_train_per_class"):
+    if "max_train_per_class" not in _option_names(runner) and hasattr(runner,
+                                                                        "max_train_per_class"):
         runner.max_train_per_class = plan.config.max_train_per_class
-    options = plan.config.options.get(name, {})
-    known = set(params) - {"self", "dataset", "top", "seed", "budget", "progress"}
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    unknown = sorted(set(options) - known) if not takes_any else []
-    if unknown:
-        raise ConfigError(f"method {name!r} has no option(s) {', '.join(unknown)}")
+    runner.Options.parse(plan.config.options.get(name, {}), name)  # fails before any work
     return runner
+
+
+def _option_names(runner: SearchMethod) -> set[str]:
+    return {f.name for f in fields(runner.Options)}
 
 
 def _final_task(plan: BenchPlan, data: ImageDataset, seed: int) -> Task:
@@ -97,8 +96,7 @@ def _final_task(plan: BenchPlan, data: ImageDataset, seed: int) -> Task:
 def run_cell(plan: BenchPlan, cell: Cell, runner: SearchMethod, task: Task) -> dict[str, Any]:
     """Search, then train the pick; a JSON-able record of both."""
     data = plan.datasets[cell.dataset]
-    params = inspect.signature(runner.search).parameters
-    options = {k: getattr(plan.config, k) for k in SHARED_OPTIONS if k in params}
+    options = {k: getattr(plan.config, k) for k in SHARED_OPTIONS if k in _option_names(runner)}
     options.update(plan.config.options.get(cell.method, {}))
     budget = plan.budget_for(cell.method)
     result = runner.search(data, top=plan.config.top, seed=cell.seed, budget=budget,

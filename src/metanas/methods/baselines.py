@@ -37,6 +37,9 @@ connected cells) or the population's neighbourhood is exhausted."""
 class TrainingSearch(SearchMethod):
     """Shared loop: propose architectures, train each on the task, stop at the budget."""
 
+    budget_kinds = frozenset({"seconds", "evaluations"})
+    trains_candidates = True
+
     def __init__(
         self, recipe: str = "cpu-proxy", *, max_train_per_class: int | None = 500,
         device: str = "cpu",
@@ -48,18 +51,9 @@ class TrainingSearch(SearchMethod):
     def propose(self, rng: np.random.Generator, history: list[Candidate]) -> Iterator[NB201Arch]:
         raise NotImplementedError
 
-    def search(
-        self,
-        dataset: ImageDataset,
-        *,
-        top: int = 10,
-        seed: int = 0,
-        budget: Budget | None = None,
-        progress: bool = False,
-    ) -> SearchResult:
+    def _search(self, dataset: ImageDataset, *, top: int, seed: int, budget: Budget | None,
+                progress: bool) -> SearchResult:
         budget = budget or Budget(evaluations=DEFAULT_EVALUATIONS)
-        if budget.seconds is None and budget.evaluations is None:
-            raise ConfigError(f"{self.name} needs a budget in seconds or evaluations")
         t0 = time.perf_counter()
         res = self.recipe.resolution or proxy_resolution(max(dataset.image_size))
         task = make_task(

@@ -21,10 +21,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 from metanas.data import ImageDataset
-from metanas.errors import ConfigError
 from metanas.methods.base.config import BASEConfig
 from metanas.methods.base.method import BASEMethod
 from metanas.methods.interface import Budget, SearchMethod, SearchResult
+from metanas.methods.options import GradientNASOptions
 from metanas.supernet import TemperatureSchedule
 from metanas.training import get_recipe, resolve_device
 
@@ -33,6 +33,8 @@ class GradientNAS(SearchMethod):
     """Shared driver: a fresh supernet, a bilevel search loop, derivation as in BASE."""
 
     sampling: ClassVar[str]
+    Options = GradientNASOptions
+    budget_kinds = frozenset({"seconds"})
 
     def __init__(self, recipe: str = "cpu-proxy", *, device: str = "cpu",
                  max_train_per_class: int | None = 500) -> None:
@@ -44,28 +46,21 @@ class GradientNAS(SearchMethod):
     def temperature(self, steps: int) -> TemperatureSchedule | float:
         return 1.0
 
-    def search(
+    def _search(
         self,
         dataset: ImageDataset,
         *,
-        top: int = 10,
-        seed: int = 0,
-        budget: Budget | None = None,
-        progress: bool = False,
-        steps: int | None = None,
-        space: str = "nb201",
-        feature_size: int = 16,
-        resolutions: tuple[int, ...] | list[int] = (16, 32),
-        arch_lr: float | None = None,
+        top: int,
+        seed: int,
+        budget: Budget | None,
+        progress: bool,
+        steps: int | None,
+        space: str,
+        feature_size: int,
+        resolutions: tuple[int, ...],
+        arch_lr: float | None,
     ) -> SearchResult:
-        seconds = None
-        if budget is not None:
-            if budget.evaluations is not None:
-                raise ConfigError(f"{self.name} searches one supernet: --budget-evals does not "
-                                  "apply (use --budget SECONDS or --set steps=N)")
-            seconds = budget.seconds
-        if steps is not None and steps < 1:
-            raise ConfigError(f"steps must be >= 1, got {steps}")
+        seconds = None if budget is None else budget.seconds
         config = BASEConfig(space=space, C=self.recipe.C, N=self.recipe.N,
                             resolutions=tuple(resolutions), feature_size=feature_size,
                             seed=seed, sampling=self.sampling,

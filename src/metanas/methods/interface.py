@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from metanas.data import ImageDataset
 from metanas.errors import ConfigError
+from metanas.methods.options import NoOptions, SearchOptions
 
 
 def config_from_options(cls: type, options: dict[str, Any], what: str, *,
@@ -103,13 +104,27 @@ class SearchResult:
         }
 
 
+BUDGET_KINDS = ("seconds", "evaluations")
+
+
 class SearchMethod(abc.ABC):
-    """Picks architectures for a dataset."""
+    """Picks architectures for a dataset.
+
+    A method declares what it accepts: ``Options`` (its typed search options,
+    :mod:`metanas.methods.options`) and ``budget_kinds`` (which of ``seconds`` / ``evaluations``
+    its search budget may hold; none: ``no_budget_reason`` says why). :meth:`search` checks
+    both once, here, and hands the validated options to :meth:`_search`, which every method
+    implements with keyword parameters named like the fields of its ``Options``.
+    """
 
     name: ClassVar[str]
     meta_learned: ClassVar[bool] = False
+    Options: ClassVar[type[SearchOptions]] = NoOptions
+    budget_kinds: ClassVar[frozenset[str]] = frozenset()
+    no_budget_reason: ClassVar[str] = "it ranks without training"
+    trains_candidates: ClassVar[bool] = False
+    """Whether search trains candidates (and so takes a training recipe)."""
 
-    @abc.abstractmethod
     def search(
         self,
         dataset: ImageDataset,
@@ -118,8 +133,38 @@ class SearchMethod(abc.ABC):
         seed: int = 0,
         budget: Budget | None = None,
         progress: bool = False,
+        **options: Any,
     ) -> SearchResult:
-        """Rank architectures for ``dataset``; ``search_seconds`` covers task encoding too."""
+        """Rank architectures for ``dataset``; ``search_seconds`` covers task encoding too.
+        ``options`` are the fields of :attr:`Options`."""
+        if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+            raise ConfigError(f"top must be an integer >= 1, got {top!r}")
+        parsed = self.Options.parse(options, self.name)
+        budget = self.check_budget(budget)
+        return self._search(dataset, top=top, seed=seed, budget=budget, progress=progress,
+                            **parsed.as_kwargs())
+
+    @classmethod
+    def check_budget(cls, budget: Budget | None) -> Budget | None:
+        """``budget`` if this method takes its kinds (an empty Budget is no budget)."""
+        if budget is None:
+            return None
+        given = [k for k in BUDGET_KINDS if getattr(budget, k) is not None]
+        if not given:
+            return None
+        refused = [k for k in given if k not in cls.budget_kinds]
+        if refused and not cls.budget_kinds:
+            raise ConfigError(f"{cls.name} takes no search budget: {cls.no_budget_reason}")
+        if refused:
+            takes = " or ".join(k for k in BUDGET_KINDS if k in cls.budget_kinds)
+            raise ConfigError(f"{cls.name} takes a budget in {takes}, not in "
+                              f"{' or '.join(refused)}")
+        return budget
+
+    @abc.abstractmethod
+    def _search(self, dataset: ImageDataset, *, top: int, seed: int, budget: Budget | None,
+                progress: bool, **options: Any) -> SearchResult:
+        """The method's search with checked arguments (see :meth:`search`)."""
 
 
 class MetaLearnedMethod(SearchMethod):

@@ -8,7 +8,6 @@ shipped in ``metanas/assets``. Adding a method = writing its module + one entry 
 from __future__ import annotations
 
 import importlib
-import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,8 @@ class MethodSpec:
     """``module:Class`` of the :class:`SearchMethod`."""
     summary: str
     budget: str
-    """What ``--budget`` (seconds) and ``--budget-evals`` mean for this method."""
+    """What a seconds and an evaluations budget mean for this method, in words (the kinds it
+    takes are declared by its class: ``budget_kinds``)."""
     checkpoint: str | None = None
     """File name of the shipped meta-trained checkpoint in ``metanas/assets``."""
     learns_from: str = "kb"
@@ -146,7 +146,7 @@ def create_method(
     cls = spec.load_class()
     if issubclass(cls, MetaLearnedMethod):
         path = checkpoint or default_checkpoint(name)
-        if "recipe" in inspect.signature(cls.load).parameters:  # it also trains candidates
+        if cls.trains_candidates:
             return cls.load(path, device=device, recipe=recipe)
         return cls.load(path, device=device)
     if checkpoint is not None:

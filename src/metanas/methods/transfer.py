@@ -53,6 +53,11 @@ from metanas.methods.interface import (
     config_from_options,
     proxy_resolution,
 )
+from metanas.methods.options import (
+    FisherNearestOptions,
+    GlobalPriorOptions,
+    NearestBestOptions,
+)
 from metanas.paths import shared_datasets_dir
 from metanas.progress import Bars
 from metanas.spaces.nb201 import NB201Arch
@@ -290,12 +295,6 @@ class TransferMethod(MetaLearnedMethod):
         """The KB resolution closest to the dataset's own image side."""
         return proxy_resolution(max(dataset.image_size), self.info.get("resolutions") or (16, 32))
 
-    @staticmethod
-    def _no_budget(name: str, budget: Budget | None) -> None:
-        if budget is not None:
-            raise ConfigError(f"{name} does not train during search: it takes no --budget or "
-                              "--budget-evals")
-
     # ----- persistence --------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
 
@@ -364,15 +363,12 @@ class GlobalPrior(TransferMethod):
     """
 
     name = "global-prior"
+    Options = GlobalPriorOptions
+    no_budget_reason = "it is a lookup, no training"
     needs_embeddings = False
 
-    def search(self, dataset: ImageDataset, *, top: int = 10, seed: int = 0,
-               budget: Budget | None = None, progress: bool = False,
-               resolution: str = "all") -> SearchResult:
-        self._no_budget(self.name, budget)
-        if resolution not in ("all", "match"):
-            raise ConfigError(f"global-prior: resolution must be 'all' or 'match', "
-                              f"got {resolution!r}")
+    def _search(self, dataset: ImageDataset, *, top: int, seed: int, budget: Budget | None,
+                progress: bool, resolution: str) -> SearchResult:
         t0 = time.perf_counter()
         prior, res = self.prior, None
         if resolution == "match":
@@ -396,11 +392,11 @@ class NearestBest(TransferMethod):
     """The best measured cells of the knowledge-base task nearest by Fisher distance."""
 
     name = "nearest-best"
+    Options = NearestBestOptions
+    no_budget_reason = "it embeds the task and looks up the nearest task's best cells"
 
-    def search(self, dataset: ImageDataset, *, top: int = 10, seed: int = 0,
-               budget: Budget | None = None, progress: bool = False,
-               max_train_per_class: int | None = 500) -> SearchResult:
-        self._no_budget(self.name, budget)
+    def _search(self, dataset: ImageDataset, *, top: int, seed: int, budget: Budget | None,
+                progress: bool, max_train_per_class: int | None) -> SearchResult:
         res = self.kb_resolution(dataset)
         ranked, seconds = self.nearest_tasks(dataset, resolution=res, seed=seed,
                                              max_train_per_class=max_train_per_class)
@@ -423,6 +419,9 @@ class FisherNearest(TransferMethod, TrainingSearch):
     """
 
     name = "fisher-nearest"
+    Options = FisherNearestOptions
+    budget_kinds = frozenset({"seconds", "evaluations"})
+    trains_candidates = True
 
     def __init__(self, *, recipe: str = "cpu-proxy", device: str = "cpu",
                  max_train_per_class: int | None = 500, **state) -> None:
@@ -445,18 +444,11 @@ class FisherNearest(TransferMethod, TrainingSearch):
         method.recipe = get_recipe(recipe)
         return method
 
-    def search(self, dataset: ImageDataset, *, top: int = 10, seed: int = 0,
-               budget: Budget | None = None, progress: bool = False, k: int = 3,
-               cells_per_task: int = 2, radius: int = 2, population: int = 10,
-               sample_size: int = 3, recipe: str | None = None,
-               max_train_per_class: int | None = None) -> SearchResult:
-        if k < 1 or cells_per_task < 1 or radius < 0:
-            raise ConfigError("fisher-nearest needs k >= 1, cells_per_task >= 1, radius >= 0")
-        if population < 1 or sample_size < 1:
-            raise ConfigError("fisher-nearest needs population >= 1 and sample_size >= 1")
+    def _search(self, dataset: ImageDataset, *, top: int, seed: int, budget: Budget | None,
+                progress: bool, k: int, cells_per_task: int, radius: int, population: int,
+                sample_size: int, recipe: str | None,
+                max_train_per_class: int | None) -> SearchResult:
         budget = budget or Budget(evaluations=DEFAULT_EVALUATIONS)
-        if budget.seconds is None and budget.evaluations is None:
-            raise ConfigError(f"{self.name} needs a budget in seconds or evaluations")
         saved = (self.recipe, self.max_train_per_class)
         if recipe is not None:
             self.recipe = get_recipe(recipe)
@@ -471,7 +463,7 @@ class FisherNearest(TransferMethod, TrainingSearch):
             self._radius = radius
             self._tournament = (population, sample_size)
             left = None if budget.seconds is None else max(budget.seconds - seconds, 1e-9)
-            result = TrainingSearch.search(
+            result = TrainingSearch._search(
                 self, dataset, top=top, seed=seed, progress=progress,
                 budget=Budget(seconds=left, evaluations=budget.evaluations))
         finally:

@@ -78,6 +78,7 @@ from metanas.methods.interface import (
     config_from_options,
     proxy_resolution,
 )
+from metanas.methods.options import ValueNetOptions
 from metanas.spaces.nb201 import NUM_EDGES, NUM_OPS, SPACE_SIZE, NB201Arch
 from metanas.tasks import make_task
 from metanas.threads import single_threaded
@@ -334,6 +335,7 @@ class ValueNetMethod(MetaLearnedMethod):
     """Search by a meta-learned value network; see the module docstring."""
 
     name = "value-net"
+    Options = ValueNetOptions
 
     def __init__(
         self,
@@ -485,33 +487,26 @@ class ValueNetMethod(MetaLearnedMethod):
         """The knowledge-base resolution closest to the dataset's own image side."""
         return proxy_resolution(max(dataset.image_size), self.info.get("resolutions") or (16, 32))
 
-    def search(
+    def _search(
         self,
         dataset: ImageDataset,
         *,
-        top: int = 10,
-        seed: int = 0,
-        budget: Budget | None = None,
-        progress: bool = False,
-        mode: str = "gradient",
-        restarts: int = 8,
-        max_train_per_class: int | None = 500,
-        fidelity: str = "proxy",
-        resolution: int | None = None,
-        prior_pool: bool = True,
-        rerank: str = "nwot,zico",
-        shortlist: int = 20,
-        rerank_size: str = "8,1",
-        rerank_resolution: int = 16,
+        top: int,
+        seed: int,
+        budget: Budget | None,
+        progress: bool,
+        mode: str,
+        restarts: int,
+        max_train_per_class: int | None,
+        fidelity: str,
+        resolution: int | None,
+        prior_pool: bool,
+        rerank: str,
+        shortlist: int,
+        rerank_size: str,
+        rerank_resolution: int,
     ) -> SearchResult:
-        if mode not in ("gradient", "exhaustive"):
-            raise ConfigError(f"value-net mode must be gradient or exhaustive, got {mode!r}")
-        if budget is not None:
-            raise ConfigError("value-net ranks without training: it takes no --budget or "
-                              "--budget-evals")
         proxies = check_proxies(rerank) if rerank else ()
-        if isinstance(shortlist, bool) or not isinstance(shortlist, int) or shortlist < 1:
-            raise ConfigError(f"value-net shortlist must be an integer >= 1, got {shortlist!r}")
         zc_config = _zero_cost_config(rerank_size, seed) if proxies else None
         targets = ([self.target_fidelity(x) for x in ("full", "proxy")] if fidelity == "mix"
                    else [self.target_fidelity(fidelity)])

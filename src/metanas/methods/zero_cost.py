@@ -4,7 +4,7 @@ training, and rank them by a rank vote of proxies (:mod:`metanas.features.zero_c
 Defaults: ``nwot`` and ``zico`` (the two best against NB201 ImageNet16-120 accuracy in
 ``docs/zero_cost.md``: Spearman 0.80 each, and their rankings at C=8, N=1 equal those at NB201
 size to 0.99, at a quarter of the cost), 100 seeded distinct connected cells. Budget:
-``--budget-evals`` = cells scored, ``--budget`` = seconds of scoring (whichever comes first).
+evaluations = cells scored, seconds = seconds of scoring (whichever comes first).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import time
 import numpy as np
 
 from metanas.data import ImageDataset
-from metanas.errors import ConfigError
 from metanas.features.zero_cost import (
     ZeroCostConfig,
     check_proxies,
@@ -23,6 +22,7 @@ from metanas.features.zero_cost import (
     score_cell,
 )
 from metanas.methods.interface import Budget, Candidate, SearchMethod, SearchResult
+from metanas.methods.options import ZeroCostOptions
 from metanas.progress import Bars
 from metanas.spaces.nb201 import NB201Arch
 from metanas.tasks import make_task
@@ -36,20 +36,19 @@ class ZeroCostSearch(SearchMethod):
     """Rank seeded sampled cells by a vote of zero-cost proxies on the dataset's images."""
 
     name = "zero-cost"
+    Options = ZeroCostOptions
+    budget_kinds = frozenset({"seconds", "evaluations"})
 
     def __init__(self, recipe: str = "cpu-proxy", *, device: str = "cpu") -> None:
         self.device = device  # proxies run on the CPU; the recipe is not used (no training)
 
-    def search(self, dataset: ImageDataset, *, top: int = 10, seed: int = 0,
-               budget: Budget | None = None, progress: bool = False,
-               proxies: str = "nwot,zico", C: int = 8, N: int = 1,
-               resolution: int | None = None, batch_size: int = 64) -> SearchResult:
+    def _search(self, dataset: ImageDataset, *, top: int, seed: int, budget: Budget | None,
+                progress: bool, proxies: str, C: int, N: int, resolution: int | None,
+                batch_size: int) -> SearchResult:
         names = check_proxies(proxies)
         config = ZeroCostConfig(C=C, N=N, batch_size=batch_size, seed=seed)
         budget = budget or Budget(evaluations=DEFAULT_CELLS)
         n_cells = budget.evaluations if budget.evaluations is not None else MAX_CELLS
-        if n_cells < 1:
-            raise ConfigError(f"zero-cost needs at least 1 cell to score, got {n_cells}")
         t0 = time.perf_counter()
         side = resolution or min(32, max(dataset.image_size))
         task = make_task(dataset, resolution=side, max_train_per_class=max(8, batch_size),

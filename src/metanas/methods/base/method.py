@@ -7,7 +7,7 @@ a good architecture distribution. Search = adapt the meta-supernet on the target
 then derive: NB201 cells ranked by the summed log-probability of the adapted distribution
 (argmax per edge first); DARTS genotypes by the top-2 (input, op) pairs per node.
 
-Search options (keyword parameters of :meth:`BASEMethod.search`, ``--set KEY=VALUE`` on the
+Search options (:class:`metanas.methods.options.BASEOptions`, ``--set KEY=VALUE`` on the
 CLI): ``mode`` ``adapt`` | ``prior`` (derive from the meta-supernet, no adaptation),
 ``adapt_steps``, ``freeze_arch`` (ablation: logits fixed while adapting), ``sampling``
 ``gumbel`` | ``softmax`` (ablation), ``subsets`` (average the distributions of several
@@ -55,6 +55,7 @@ from metanas.methods.interface import (
     config_from_options,
     proxy_resolution,
 )
+from metanas.methods.options import BASEOptions, BASEPriorOptions
 from metanas.progress import Bars
 from metanas.spaces.nb201 import NB201Network
 from metanas.supernet import NB201Supernet, Supernet, TemperatureSchedule, build_supernet
@@ -118,6 +119,8 @@ class BASEMethod(MetaLearnedMethod):
     """Meta-learned supernet; search adapts it to the dataset and derives the cell."""
 
     name = "base"
+    Options = BASEOptions
+    budget_kinds = frozenset({"seconds"})
 
     def __init__(self, supernet: Supernet, config: BASEConfig,
                  info: dict[str, Any] | None = None, *, device: str = "cpu") -> None:
@@ -247,55 +250,35 @@ class BASEMethod(MetaLearnedMethod):
         return (strength * (logp - logp.mean(1, keepdims=True))).astype(np.float32)
 
     # ----- search -------------------------------------------------------------------------
-    def search(
+    def _search(
         self,
         dataset: ImageDataset,
         *,
-        top: int = 10,
-        seed: int = 0,
-        budget: Budget | None = None,
-        progress: bool = False,
-        mode: str = "adapt",
-        adapt_steps: int | None = None,
-        freeze_arch: bool = False,
-        sampling: str | None = None,
-        subsets: int = 1,
-        subset_classes: int | None = None,
-        space: str | None = None,
-        max_train_per_class: int | None = 500,
-        prior: str = "kb",
-        prior_strength: float = 1.0,
-        prior_exclude: str = "",
-        prior_kb: str = "default",
-        warmup: int = 50,
+        top: int,
+        seed: int,
+        budget: Budget | None,
+        progress: bool,
+        mode: str,
+        adapt_steps: int | None,
+        freeze_arch: bool,
+        sampling: str | None,
+        subsets: int,
+        subset_classes: int | None,
+        space: str | None,
+        max_train_per_class: int | None,
+        prior: str,
+        prior_strength: float,
+        prior_exclude: str,
+        prior_kb: str,
+        warmup: int,
     ) -> SearchResult:
-        if prior not in ("none", "kb"):
-            raise ConfigError(f"base prior must be none or kb, got {prior!r}")
-        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-            raise ConfigError(f"base warmup must be an integer >= 0 steps, got {warmup!r}")
-        if not isinstance(prior_strength, (int, float)) or not math.isfinite(prior_strength) \
-                or prior_strength < 0:
-            raise ConfigError(f"base prior_strength must be a finite number >= 0, got "
-                              f"{prior_strength!r}")
-        if mode not in ("adapt", "prior"):
-            raise ConfigError(f"base mode must be adapt or prior, got {mode!r}")
         if space is not None and space != self.supernet.space:
             raise ConfigError(f"this base checkpoint is a {self.supernet.space} supernet; "
                               f"space={space!r} needs a {space} checkpoint")
-        seconds = None
-        if budget is not None:
-            if budget.evaluations is not None:
-                raise ConfigError("base adapts a supernet instead of training candidates: "
-                                  "--budget-evals does not apply (use --budget SECONDS or "
-                                  "--adapt-steps)")
-            seconds = budget.seconds
-        if mode == "prior" and (adapt_steps is not None or seconds is not None):
-            raise ConfigError("mode=prior derives without adaptation: it takes no adapt_steps "
-                              "or --budget")
-        if adapt_steps is not None and adapt_steps < 0:
-            raise ConfigError(f"adapt_steps must be >= 0, got {adapt_steps}")
-        if isinstance(subsets, bool) or not isinstance(subsets, int) or subsets < 1:
-            raise ConfigError(f"subsets must be an integer >= 1, got {subsets!r}")
+        seconds = None if budget is None else budget.seconds
+        if mode == "prior" and seconds is not None:
+            raise ConfigError("base mode=prior derives without adaptation: it takes no "
+                              "search budget")
         return self._run_search(dataset, top=top, seed=seed, seconds=seconds, mode=mode,
                                 adapt_steps=adapt_steps, subsets=subsets,
                                 subset_classes=subset_classes,
@@ -388,14 +371,13 @@ class BASEPriorMethod(BASEMethod):
     own, so the bench and ``metanas methods`` list it with its own budget semantics)."""
 
     name = "base-prior"
+    Options = BASEPriorOptions
+    budget_kinds = frozenset()
+    no_budget_reason = "it derives the cell without adaptation (method base adapts)"
 
-    def search(self, dataset: ImageDataset, *, top: int = 10, seed: int = 0,
-               budget: Budget | None = None, progress: bool = False,
-               space: str | None = None, prior: str = "kb",
-               prior_strength: float = 1.0) -> SearchResult:
-        if budget is not None:
-            raise ConfigError("base-prior derives the cell without adaptation: it takes no "
-                              "--budget or --budget-evals (use --method base for adaptation)")
-        return super().search(dataset, top=top, seed=seed, progress=progress, mode="prior",
-                              space=space, prior=prior, prior_strength=prior_strength)
-
+    def _search(self, dataset: ImageDataset, *, top: int, seed: int, budget: Budget | None,
+                progress: bool, space: str | None, prior: str,
+                prior_strength: float) -> SearchResult:
+        return super()._search(dataset, top=top, seed=seed, budget=None, progress=progress,
+                               **BASEOptions(mode="prior", space=space, prior=prior,
+                                             prior_strength=prior_strength).as_kwargs())

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from metanas.data import ImageDataset
-from metanas.errors import CheckpointError, ConfigError
+from metanas.errors import CheckpointError
 from metanas.methods.checkpoints import read_checkpoint, write_checkpoint
 from metanas.methods.interface import (
     Budget,
@@ -52,6 +52,7 @@ from metanas.methods.metad2a.training import (
     predict_scores,
     split_tasks,
 )
+from metanas.methods.options import MetaD2AOptions
 from metanas.spaces.nb201 import SPACE_SIZE, NB201Arch
 from metanas.threads import single_threaded
 from metanas.version import __version__
@@ -72,6 +73,8 @@ class MetaD2AMethod(MetaLearnedMethod):
     """Set-to-graph generator + meta-performance predictor; see the package docstring."""
 
     name = "metad2a"
+    Options = MetaD2AOptions
+    no_budget_reason = "it generates and ranks without training"
 
     def __init__(self, generator: Generator, predictor: Predictor, extractor: FeatureExtractor,
                  config: MetaD2AConfig, info: dict[str, Any] | None = None) -> None:
@@ -186,34 +189,23 @@ class MetaD2AMethod(MetaLearnedMethod):
         return cells
 
     # ----- search -------------------------------------------------------------------------
-    def search(
+    def _search(
         self,
         dataset: ImageDataset,
         *,
-        top: int = 10,
-        seed: int = 0,
-        budget: Budget | None = None,
-        progress: bool = False,
-        mode: str = "generate",
-        candidates: int = 500,
-        resamples: int = 10,
-        temperature: float = 1.0,
-        z_scale: float = 0.0,
+        top: int,
+        seed: int,
+        budget: Budget | None,
+        progress: bool,
+        mode: str,
+        candidates: int,
+        resamples: int,
+        temperature: float,
+        z_scale: float,
     ) -> SearchResult:
         """Generate ``candidates`` cells (or take all, ``mode="exhaustive"``) and rank them by
         the predictor averaged over ``resamples`` image sets. ``temperature`` scales the
         decoder's node-type softmax; ``z_scale`` > 0 also samples the latent around its mean."""
-        if mode not in MODES:
-            raise ConfigError(f"metad2a mode must be generate or exhaustive, got {mode!r}")
-        if budget is not None:
-            raise ConfigError("metad2a generates and ranks without training: it takes no "
-                              "--budget or --budget-evals")
-        for name, value in (("top", top), ("candidates", candidates), ("resamples", resamples)):
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-        if not temperature > 0 or z_scale < 0:
-            raise ConfigError(f"temperature must be > 0 and z_scale >= 0, got {temperature}, "
-                              f"{z_scale}")
         t0 = time.perf_counter()
         details: dict[str, Any] = {"mode": mode, "resamples": resamples,
                                    "resolution": self.task_resolution(dataset)}

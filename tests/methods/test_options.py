@@ -1,0 +1,90 @@
+"""Methods declare their options and budget kinds; one check reads them (issue 15, part 1)."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import fields
+
+import pytest
+
+from metanas.errors import ConfigError
+from metanas.methods.interface import Budget
+from metanas.methods.options import (
+    BASEOptions,
+    GradientNASOptions,
+    NoOptions,
+    ValueNetOptions,
+)
+from metanas.methods.registry import METHODS
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_search_takes_exactly_the_declared_options(name):
+    cls = METHODS[name].load_class()
+    params = inspect.signature(cls._search).parameters
+    declared = {f.name for f in fields(cls.Options)}
+    assert set(params) - {"self", "dataset", "top", "seed", "budget", "progress"} == declared
+    for p in params.values():  # the defaults live in Options only
+        assert p.default is inspect.Parameter.empty or p.name == "self"
+    assert cls.budget_kinds <= {"seconds", "evaluations"}
+
+
+@pytest.mark.parametrize("value, message", [
+    ("abc", "restarts must be an integer >= 1, got 'abc'"),
+    (1.5, "restarts must be an integer >= 1, got 1.5"),
+    (True, "restarts must be an integer"),
+    (0, "restarts must be an integer >= 1, got 0"),
+    (-1, "got -1"),
+])
+def test_wrong_types_and_ranges_are_one_line_errors(value, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as info:
+        ValueNetOptions.parse({"restarts": value}, "value-net")
+    assert "\n" not in str(info.value) and str(info.value).startswith("value-net option")
+
+
+def test_choices_unknown_names_and_cross_checks():
+    with pytest.raises(ConfigError, match="mode must be one of gradient, exhaustive"):
+        ValueNetOptions.parse({"mode": "fast"}, "value-net")
+    with pytest.raises(ConfigError, match="has no option.*stepz.*its options: mode"):
+        BASEOptions.parse({"stepz": 1}, "base")
+    with pytest.raises(ConfigError, match="no adapt_steps"):
+        BASEOptions.parse({"mode": "prior", "adapt_steps": 3}, "base")
+    with pytest.raises(ConfigError, match="finite number"):
+        BASEOptions.parse({"prior_strength": math.nan}, "base")
+    with pytest.raises(ConfigError, match="its options: none"):
+        NoOptions.parse({"x": 1}, "random")
+
+
+def test_values_are_coerced_to_the_declared_type():
+    o = GradientNASOptions.parse({"resolutions": "16,32", "arch_lr": 1}, "darts")
+    assert o.resolutions == (16, 32) and o.arch_lr == 1.0 and isinstance(o.arch_lr, float)
+    assert GradientNASOptions.parse({"resolutions": 16}, "darts").resolutions == (16,)
+    with pytest.raises(ConfigError, match="resolutions must be an integer in \\[8, 512\\], got 7"):
+        GradientNASOptions.parse({"resolutions": 7}, "darts")
+    with pytest.raises(ConfigError, match="resolutions must be an integer"):
+        GradientNASOptions.parse({"resolutions": "16,abc"}, "darts")
+    assert ValueNetOptions.parse({"prior_pool": "false", "resolution": None},
+                                 "value-net").prior_pool is False
+    assert ValueNetOptions.parse({}, "value-net") == ValueNetOptions()
+    assert BASEOptions.parse({"prior_exclude": 2}, "base").prior_exclude == "2"
+
+
+def test_budget_kinds_are_checked_once_for_every_method():
+    for name, spec in METHODS.items():
+        cls = spec.load_class()
+        for kind in ("seconds", "evaluations"):
+            budget = Budget(**{kind: 5})
+            if kind in cls.budget_kinds:
+                assert cls.check_budget(budget) is budget
+            else:
+                with pytest.raises(ConfigError, match=f"^{name} takes"):
+                    cls.check_budget(budget)
+        assert cls.check_budget(Budget()) is None and cls.check_budget(None) is None
+
+
+def test_listing_options_needs_no_method_import():
+    rows = {r["name"]: r for r in ValueNetOptions.describe()}
+    assert rows["restarts"] == {"name": "restarts", "type": "int", "default": 8,
+                                "help": "gradient-ascent restarts"}
+    assert rows["resolution"]["type"] == "int | None"
