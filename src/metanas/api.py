@@ -12,19 +12,23 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from metanas.data import ImageDataset, from_arrays, load_dataset
 from metanas.errors import ConfigError
+from metanas.jsonio import check_output, write_json
 from metanas.methods import registry
 from metanas.methods.interface import Budget, SearchMethod, SearchResult, proxy_resolution
 from metanas.methods.registry import METHODS
 from metanas.spaces.nb201 import parse
-from metanas.tasks import make_task
-from metanas.threads import use_free_cores
-from metanas.training import TrainResult, get_recipe, train_architecture
+
+if TYPE_CHECKING:
+    from metanas.training import TrainResult
+
+# Torch (about 2 s to import) is imported by the functions that need tensors, so listing
+# methods, datasets, knowledge bases and spaces through this module stays fast.
 
 MAX_SEED = 2**32 - 1
 """Seeds reach numpy, torch and SQLite; all accept this range."""
@@ -64,6 +68,13 @@ def load_method(
     return registry.create_method(method, checkpoint=checkpoint, recipe=recipe, device=device)
 
 
+def _use_free_cores() -> int:
+    """Torch uses the idle cores only (:func:`metanas.threads.use_free_cores`)."""
+    from metanas.threads import use_free_cores
+
+    return use_free_cores()
+
+
 def search(
     dataset: str | Path | ImageDataset | tuple,
     *,
@@ -85,7 +96,7 @@ def search(
     in ``result.details["trained"]``.
     """
     check_seed(seed)
-    use_free_cores()
+    _use_free_cores()
     if top < 1:
         raise ConfigError(f"top must be >= 1, got {top}")
     data = as_dataset(dataset, seed=seed, progress=progress)
@@ -117,8 +128,11 @@ def train(
     """Train one architecture on a dataset (validation carved from its train split); with
     ``save_to`` also write the trained network as a self-contained model file
     (:func:`load_model` reads it back)."""
+    from metanas.tasks import make_task
+    from metanas.training import get_recipe, train_architecture
+
     check_seed(seed)
-    use_free_cores()
+    _use_free_cores()
     arch = parse(arch)
     data = as_dataset(dataset, seed=seed, progress=progress)
     rec = get_recipe(recipe)
@@ -218,7 +232,7 @@ def meta_train(method: str, kb_path: str | Path | None, out: str | Path, *,
                progress: bool = False, **options) -> dict[str, Any]:
     """Meta-train ``method`` on a knowledge base (a path or a shipped name; ``None`` for
     methods that learn from images only) and write its checkpoint to ``out``."""
-    use_free_cores()
+    _use_free_cores()
     from metanas.kb import open_kb
 
     spec = registry.get_method(method)
@@ -258,7 +272,7 @@ def bench(
     """Every method picks a cell for every dataset within ``budget`` search seconds; every
     pick is trained with ``recipe`` on ``seeds`` seeds; results (JSON, CSV, Markdown, PNG)
     go to ``out``. Resumable: finished cells are skipped. See :mod:`metanas.bench`."""
-    use_free_cores()
+    _use_free_cores()
     from metanas.bench import BenchConfig, run_bench
 
     config = BenchConfig(
@@ -286,12 +300,15 @@ def import_source(
     False. Resumable: rows already stored and tasks already described are skipped.
     """
     from metanas.features.standin import standin_describer
-    from metanas.kb import KnowledgeBase
+    from metanas.kb import KnowledgeBase, kb_names
     from metanas.kb.sources import get_source
     from metanas.kb.sources import import_source as _import
     from metanas.paths import shared_datasets_dir
     from metanas.progress import Bars
 
+    if not Path(kb_path).exists() and str(kb_path) in kb_names():
+        raise ConfigError(f"--kb {kb_path}: shipped knowledge bases are read-only; give a "
+                          "file path")
     src = get_source(name)
     shared = shared_datasets_dir()
     if csv is None:
@@ -365,6 +382,7 @@ def zero_cost(
     from metanas.features import zero_cost as zc
     from metanas.progress import Bars
     from metanas.spaces.nb201 import NB201Arch
+    from metanas.tasks import make_task
 
     names = zc.check_proxies(proxies)
     config = zc.ZeroCostConfig(C=C, N=N, batch_size=batch_size, seed=seed)
@@ -403,9 +421,146 @@ def zero_cost(
     }
 
 
+# ----- what there is: methods, datasets, knowledge bases -----------------------------------------
+def methods() -> list[dict[str, Any]]:
+    """Every search method: name, summary, budget in words, whether meta-learned."""
+    return [{"name": spec.name, "summary": spec.summary, "budget": spec.budget,
+             "meta_learned": spec.meta_learned, "learns_from": spec.learns_from,
+             "checkpoint": spec.checkpoint} for spec in METHODS.values()]
+
+
+def datasets() -> list[dict[str, Any]]:
+    """Builtin datasets, readable file formats and datasets found nearby."""
+    from metanas.data import available_datasets
+
+    return available_datasets()
+
+
+def check_search(method: str, *, checkpoint: str | Path | None = None,
+                 recipe: str = "cpu-proxy", device: str = "cpu") -> None:
+    """Fail now, before a dataset is loaded, on an unknown method, recipe or device, or a
+    checkpoint given to a method that is not meta-learned."""
+    from metanas.training import get_recipe, resolve_device
+
+    get_recipe(recipe)
+    resolve_device(device)
+    spec = registry.get_method(method)
+    if checkpoint is not None and not spec.meta_learned:
+        raise ConfigError(f"--checkpoint applies to meta-learned methods, not {method!r}")
+
+
+def kb_list() -> dict[str, Any]:
+    """The shipped knowledge bases (the catalog: default name and one entry per base)."""
+    from metanas.kb.catalog import catalog
+
+    return catalog()
+
+
+def kb_stats(kb_path: str | Path) -> dict[str, Any]:
+    """Counts, sources and per-task accuracy spread of a knowledge base (path or name)."""
+    from metanas.kb import kb_stats as stats
+    from metanas.kb import open_kb
+
+    with open_kb(kb_path) as kb:
+        return stats(kb)
+
+
+def kb_export(kb_path: str | Path, csv: str | Path) -> int:
+    """Write every evaluation (with its task and architecture) as CSV; the row count."""
+    from metanas.kb import open_kb
+
+    with open_kb(kb_path) as kb:
+        return kb.export_csv(csv)
+
+
+def kb_import_table(csv: str | Path, kb_path: str | Path, *, dataset: str,
+                    arch_column: str | None = None,
+                    metric_columns: dict[str, str] | None = None) -> dict[str, Any]:
+    """Import a published table of NB201 results (CSV) as evaluations of ``dataset``."""
+    from metanas.kb import import_table, writable_kb
+
+    with writable_kb(kb_path) as kb:
+        return import_table(kb, csv, dataset=dataset, arch_column=arch_column,
+                            metric_columns=metric_columns)
+
+
+DEFAULT_ANCHORS = 8
+"""Cells shared by every task of a build (at most its cells per task)."""
+
+
+def kb_build(
+    kb_path: str | Path,
+    source: str,
+    *,
+    tasks: int = 10,
+    archs: int = 20,
+    anchors: int | None = None,
+    n_way: tuple[int, ...] = (10,),
+    resolutions: tuple[int, ...] = (16, 32),
+    train_per_class: tuple[int | None, ...] = (None,),
+    recipe: str = "cpu-proxy",
+    seeds: tuple[int, ...] = (0,),
+    seed: int = 0,
+    workers: int = 1,
+    executor: str = "process",
+    ray_address: str | None = None,
+    device: str = "cpu",
+    limit: int | None = None,
+    elite: int = 0,
+    elite_from: str | Path | None = None,
+    elite_top: int = 20,
+    batch_archs: int = 1,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Sample tasks x architectures from ``source``, train them, store the evaluations with
+    their task meta-features in ``kb_path`` (created or resumed; see :mod:`metanas.kb.build`).
+    ``elite`` cells per task are drawn near the ``elite_top`` best cells of ``elite_from``."""
+    from metanas.features.metafeatures import compute_meta_features
+    from metanas.kb import kb_names, open_kb, writable_kb
+    from metanas.kb.build import BuildPlan, build_kb
+    from metanas.kb.views import accuracy_table, top_architectures
+
+    check_seed(seed)
+    elite_cells: tuple[str, ...] = ()
+    if elite_from is not None:
+        if elite_top < 1:
+            raise ConfigError("--elite-top must be >= 1")
+        with open_kb(elite_from) as prior:
+            elite_cells = tuple(a for a, _, _ in top_architectures(accuracy_table(prior),
+                                                                   elite_top))
+        if not elite_cells:
+            raise ConfigError(f"--elite-from {elite_from}: no evaluated architectures")
+    if not Path(kb_path).exists() and str(kb_path) in kb_names():
+        raise ConfigError(f"--kb {kb_path}: shipped knowledge bases are read-only; give a "
+                          "file path")
+    plan = BuildPlan(
+        source=source, tasks=tasks, archs_per_task=archs,
+        anchors=max(0, min(DEFAULT_ANCHORS, archs)) if anchors is None else anchors,
+        n_way=tuple(n_way), resolutions=tuple(resolutions),
+        train_per_class=tuple(train_per_class), recipe=recipe, seeds=tuple(seeds), seed=seed,
+        elite=elite_cells, elite_per_task=elite,
+    )
+    with writable_kb(kb_path) as kb:
+        report = build_kb(kb, plan, workers=workers, executor=executor, device=device,
+                          limit=limit, progress=progress, describe=compute_meta_features,
+                          ray_address=ray_address, batch=batch_archs)
+    return report.to_dict()
+
+
 __all__ = [
-    "METHODS", "Budget", "SearchResult", "TrainResult", "as_dataset", "bench",
-    "default_checkpoint", "import_source", "load_model", "predict", "export_model",
+    "METHODS", "Budget", "SearchResult", "TrainResult", "as_dataset", "bench", "check_output",
+    "check_search", "write_json",
+    "datasets", "default_checkpoint", "import_source", "kb_build", "kb_export",
+    "kb_import_table", "kb_list", "kb_stats", "methods", "load_model", "predict", "export_model",
     "load_method", "meta_train", "parse_arch", "search", "space_info", "train",
     "validate_value_net", "zero_cost",
 ]
+
+
+def __getattr__(name: str):
+    """``TrainResult`` on first use (it lives with the torch code in :mod:`metanas.training`)."""
+    if name == "TrainResult":
+        from metanas.training import TrainResult
+
+        return TrainResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

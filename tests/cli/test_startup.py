@@ -31,9 +31,14 @@ def test_commands_without_tensors_do_not_import_torch():
 
 
 def test_package_attributes_import_the_api_on_first_use():
-    code = ("import sys, metanas; assert 'torch' not in sys.modules; "
-            "from metanas import search; assert 'torch' in sys.modules; "
-            "assert search is metanas.api.search and 'search' in dir(metanas)")
+    """The API imports torch only in the functions that need tensors."""
+    code = ("import sys, metanas; assert 'metanas.api' not in sys.modules; "
+            "from metanas import search; assert 'metanas.api' in sys.modules; "
+            "assert 'torch' not in sys.modules; "
+            "assert search is metanas.api.search and 'search' in dir(metanas); "
+            "metanas.api.methods(); metanas.api.datasets(); metanas.api.kb_list(); "
+            "assert 'torch' not in sys.modules; metanas.api.TrainResult; "
+            "assert 'torch' in sys.modules")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -13,12 +13,12 @@ import pytest
 from rich.console import Console
 
 import metanas
+from metanas.cli.display import format_stats
 from metanas.errors import KnowledgeBaseError
 from metanas.kb import (
     EVALUATION_COLUMNS,
     SCHEMA_VERSION,
     KnowledgeBase,
-    format_stats,
     kb_stats,
 )
 

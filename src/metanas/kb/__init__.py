@@ -4,11 +4,12 @@
 - :func:`import_table` imports a published table of NB201 results (CSV);
 - :func:`resolve_kb` finds a shipped knowledge base by name (``default``), :func:`pack_kb`
   ships one;
-- :func:`kb_stats` / :func:`format_stats` summarise a knowledge base.
+- :func:`kb_stats` summarises a knowledge base (the CLI renders it).
+- :func:`open_kb` opens one read-only, :func:`writable_kb` for writing.
 """
 
-from metanas.kb.catalog import kb_names, open_kb, pack_kb, resolve_kb
-from metanas.kb.stats import format_stats, kb_stats
+from metanas.kb.catalog import kb_names, open_kb, pack_kb, resolve_kb, writable_kb
+from metanas.kb.stats import kb_stats
 from metanas.kb.store import (
     APPLICATION_ID,
     EVALUATION_COLUMNS,
@@ -24,7 +25,6 @@ __all__ = [
     "METRICS",
     "SCHEMA_VERSION",
     "KnowledgeBase",
-    "format_stats",
     "import_table",
     "kb_names",
     "kb_stats",
@@ -32,4 +32,5 @@ __all__ = [
     "pack_kb",
     "published_task_key",
     "resolve_kb",
+    "writable_kb",
 ]

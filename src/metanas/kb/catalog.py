@@ -16,10 +16,11 @@ import os
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from metanas.errors import KnowledgeBaseError
+from metanas.errors import KnowledgeBaseError, MetanasError
 from metanas.kb.store import KnowledgeBase
 from metanas.paths import assets_dir, cache_dir
 
@@ -103,6 +104,31 @@ def resolve_kb(name_or_path: str | os.PathLike, *, root: Path | None = None) -> 
 def open_kb(name_or_path: str | os.PathLike) -> KnowledgeBase:
     """A shipped knowledge base by name, or a file, opened read-only."""
     return KnowledgeBase(resolve_kb(name_or_path), readonly=True)
+
+
+@contextlib.contextmanager
+def writable_kb(path: str | os.PathLike) -> Iterator[KnowledgeBase]:
+    """Open (or create) a knowledge base file for writing. A file this call created is
+    deleted again when the work fails on a user error before any evaluation is stored, so a
+    bad option or input leaves no stray knowledge base behind."""
+    path = Path(path).expanduser()
+    created = not path.exists()
+    store = None
+    try:
+        store = KnowledgeBase(path)
+        yield store
+    except MetanasError:
+        keep = not created or (store is not None and store.counts()["evaluations"] > 0)
+        if store is not None:
+            store.close()
+        if not keep:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(OSError):
+                    path.with_name(path.name + suffix).unlink(missing_ok=True)
+        raise
+    finally:
+        if store is not None:
+            store.close()
 
 
 def pack_kb(db: Path, name: str, *, root: Path | None = None, description: str = "",

@@ -1,4 +1,5 @@
-"""The ``metanas`` command line: a thin shell over :mod:`metanas.api` and the knowledge base.
+"""The ``metanas`` command line: a thin shell over :mod:`metanas.api` (nothing else of metanas
+but its errors and version; tables are drawn by :mod:`metanas.cli.display`).
 
 User mistakes (bad paths, malformed architectures, corrupt files) print one line to stderr and
 exit with code 2; there is no traceback for them.
@@ -6,10 +7,8 @@ exit with code 2; there is no traceback for them.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -22,7 +21,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from metanas.errors import ConfigError, MetanasError
-from metanas.jsonio import json_safe
 
 if TYPE_CHECKING:
     from metanas import api
@@ -90,32 +88,11 @@ def handles_errors(fn):
 
 
 def check_output(path: Path | None, option: str) -> None:
-    """Fail before any work when ``path`` cannot be a file: a folder, or below a file."""
-    if path is None:
-        return
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"cannot write {option} {path}: it is a directory")
-    existing = next(p for p in path.parents if p.exists())  # '.' or '/' at the latest
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        raise ConfigError(f"cannot write {option} {path}: {existing} is not a writable folder")
+    _api().check_output(path, option)
 
 
 def write_json(path: Path, payload: Any, option: str = "--json") -> None:
-    """Write JSON atomically so an interrupted run leaves no half-written file."""
-    path = Path(path)
-    check_output(path, option)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(json_safe(payload), indent=2, default=str, allow_nan=False)
-                       + "\n")
-        tmp.replace(path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write {option} {path}: {exc.strerror or exc}") from None
-
+    _api().write_json(path, payload, option)
 
 
 def _given(**options) -> dict[str, Any]:
@@ -223,8 +200,6 @@ def search(
 ) -> None:
     """Rank NB201 architectures for a dataset (and optionally train the best)."""
     from metanas import api
-    from metanas.methods.registry import get_method
-    from metanas.training import get_recipe, resolve_device
 
     if top < 1:
         raise ConfigError(f"--top must be >= 1, got {top}")
@@ -232,11 +207,8 @@ def search(
         raise ConfigError("--save-model needs --train (there is no trained model to save)")
     check_output(json_out, "--json")
     check_output(save_model, "--save-model")
-    get_recipe(recipe)  # a bad --recipe or --device fails now, not after the search
-    resolve_device(device)
-    spec = get_method(method)
-    if checkpoint is not None and not spec.meta_learned:
-        raise ConfigError(f"--checkpoint applies to meta-learned methods, not {method!r}")
+    # a bad --method, --recipe, --device or --checkpoint fails now, not after the search
+    api.check_search(method, checkpoint=checkpoint, recipe=recipe, device=device)
     options = {**_key_values(option or [], "--set"), **_given(mode=mode, adapt_steps=adapt_steps)}
     data = api.as_dataset(dataset, seed=seed, progress=True)
     result = api.search(
@@ -337,14 +309,12 @@ def train_cmd(
 @handles_errors
 def methods_cmd() -> None:
     """The search methods, what they do and what their budget means."""
-    from metanas.methods.registry import METHODS
-
     table = Table(title="search methods")
     for col in ("method", "meta-learned", "what it does", "budget"):
         table.add_column(col)
-    for spec in METHODS.values():
-        table.add_row(spec.name, "yes" if spec.meta_learned else "no", escape(spec.summary),
-                      escape(spec.budget))
+    for m in _api().methods():
+        table.add_row(m["name"], "yes" if m["meta_learned"] else "no", escape(m["summary"]),
+                      escape(m["budget"]))
     out.print(table)
 
 
@@ -537,9 +507,7 @@ def space_info(
     json_flag: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Sizes, ops, edge order and the unique-cell counts of a search space."""
-    from metanas.spaces.info import space_info as info_of
-
-    info = info_of(space)
+    info = _api().space_info(space)
     if json_flag:
         out.print_json(data=info)
         return
@@ -551,9 +519,7 @@ def space_info(
 @handles_errors
 def datasets(json_flag: Annotated[bool, typer.Option("--json")] = False) -> None:
     """What metanas can load: builtin datasets, file formats, and datasets found nearby."""
-    from metanas.data import available_datasets
-
-    info = available_datasets()
+    info = _api().datasets()
     if json_flag:
         out.print_json(data=info)
         return
@@ -570,33 +536,6 @@ def datasets(json_flag: Annotated[bool, typer.Option("--json")] = False) -> None
 
 
 # ----- knowledge base -------------------------------------------------------------------------
-@contextlib.contextmanager
-def _writable_kb(path: Path):
-    """Open (or create) a knowledge base for writing. One this command created is deleted
-    again when the command fails on a user error before storing any evaluation, so a bad
-    option or input leaves no stray KB file behind."""
-    from metanas.kb import KnowledgeBase
-
-    path = Path(path).expanduser()
-    created = not path.exists()
-    store = None
-    try:
-        store = KnowledgeBase(path)
-        yield store
-    except MetanasError:
-        keep = not created or (store is not None and store.counts()["evaluations"] > 0)
-        if store is not None:
-            store.close()
-        if not keep:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                with contextlib.suppress(OSError):
-                    path.with_name(path.name + suffix).unlink(missing_ok=True)
-        raise
-    finally:
-        if store is not None:
-            store.close()
-
-
 def _csv_ints(text: str, name: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())
@@ -605,9 +544,6 @@ def _csv_ints(text: str, name: str) -> tuple[int, ...]:
     if not values:
         raise ConfigError(f"{name} is empty")
     return values
-
-
-DEFAULT_ANCHORS = 8
 
 
 @kb_app.command("build")
@@ -648,37 +584,16 @@ def kb_build(
                                              "slower on a CPU).")] = 1,
 ) -> None:
     """Sample tasks x architectures, train them, store the results (resumable)."""
-    from metanas.features.metafeatures import compute_meta_features
-    from metanas.kb import kb_names, open_kb
-    from metanas.kb.build import BuildPlan, build_kb
-    from metanas.kb.views import accuracy_table, top_architectures
-
-    elite_cells: tuple[str, ...] = ()
-    if elite_from is not None:
-        if elite_top < 1:
-            raise ConfigError("--elite-top must be >= 1")
-        with open_kb(elite_from) as prior:
-            elite_cells = tuple(a for a, _, _ in top_architectures(accuracy_table(prior),
-                                                                   elite_top))
-        if not elite_cells:
-            raise ConfigError(f"--elite-from {elite_from}: no evaluated architectures")
-    if not kb.exists() and str(kb) in kb_names():
-        raise ConfigError(f"--kb {kb}: shipped knowledge bases are read-only; give a file path")
-    if anchors is None:
-        anchors = max(0, min(DEFAULT_ANCHORS, archs))
-    caps = tuple(c or None for c in _csv_ints(train_per_class, "--train-per-class"))
-    plan = BuildPlan(
-        source=source, tasks=tasks, archs_per_task=archs, anchors=anchors,
-        n_way=_csv_ints(n_way, "--n-way"), resolutions=_csv_ints(resolutions, "--resolutions"),
-        train_per_class=caps, recipe=recipe, seeds=_csv_ints(seeds, "--seeds"), seed=seed,
-        elite=elite_cells, elite_per_task=elite,
-    )
-    with _writable_kb(kb) as store:
-        report = build_kb(store, plan, workers=workers, executor=executor, device=device,
-                          limit=limit, progress=True, describe=compute_meta_features,
-                          ray_address=ray_address, batch=batch_archs)
-    out.print_json(data=report.to_dict())
-    if report.failed:
+    report = _api().kb_build(
+        kb, source, tasks=tasks, archs=archs, anchors=anchors, n_way=_csv_ints(n_way, "--n-way"),
+        resolutions=_csv_ints(resolutions, "--resolutions"),
+        train_per_class=tuple(c or None for c in _csv_ints(train_per_class,
+                                                           "--train-per-class")),
+        recipe=recipe, seeds=_csv_ints(seeds, "--seeds"), seed=seed, workers=workers,
+        executor=executor, ray_address=ray_address, device=device, limit=limit, elite=elite,
+        elite_from=elite_from, elite_top=elite_top, batch_archs=batch_archs, progress=True)
+    out.print_json(data=report)
+    if report["failed"]:
         raise typer.Exit(1)
 
 
@@ -693,8 +608,6 @@ def kb_import_table(
                                                      "(auto-detected when omitted).")] = None,
 ) -> None:
     """Import a published table (e.g. a NATS-Bench export) as evaluations of a dataset."""
-    from metanas.kb import import_table
-
     mapping = None
     if metric:
         mapping = {}
@@ -703,9 +616,8 @@ def kb_import_table(
             if not sep:
                 raise ConfigError(f"--metric must look like test_acc=COLUMN, got {item!r}")
             mapping[name.strip()] = column.strip()
-    with _writable_kb(kb) as store:
-        summary = import_table(store, csv_path, dataset=dataset, arch_column=arch_column,
-                               metric_columns=mapping)
+    summary = _api().kb_import_table(csv_path, kb, dataset=dataset, arch_column=arch_column,
+                                     metric_columns=mapping)
     out.print_json(data=summary)
 
 
@@ -724,12 +636,7 @@ def kb_import_source(
                                               "meta-features.")] = False,
 ) -> None:
     """Import a published high-fidelity source with its provenance and fidelity (resumable)."""
-    api = _api()
-    from metanas.kb import kb_names
-
-    if not kb.exists() and str(kb) in kb_names():
-        raise ConfigError(f"--kb {kb}: shipped knowledge bases are read-only; give a file path")
-    summary = api.import_source(name, kb, csv=csv_path, standin=standin,
+    summary = _api().import_source(name, kb, csv=csv_path, standin=standin,
                                 describe=not no_features, progress=True)
     out.print_json(data=summary)
 
@@ -738,9 +645,7 @@ def kb_import_source(
 @handles_errors
 def kb_list() -> None:
     """The knowledge bases shipped with metanas (use their names as --kb)."""
-    from metanas.kb.catalog import catalog
-
-    data = catalog()
+    data = _api().kb_list()
     table = Table(title="shipped knowledge bases")
     for col in ("name", "tasks", "architectures", "evaluations", "compressed", "description"):
         table.add_column(col)
@@ -762,12 +667,11 @@ def kb_stats_cmd(
     max_tasks: Annotated[int, typer.Option(help="Rows in the per-task table.")] = 30,
 ) -> None:
     """Counts and per-task accuracy spread."""
-    from metanas.kb import format_stats, kb_stats, open_kb
+    from metanas.cli.display import format_stats
 
     if max_tasks < 0:
         raise ConfigError(f"--max-tasks must be >= 0, got {max_tasks}")
-    with open_kb(kb) as store:
-        stats = kb_stats(store)
+    stats = _api().kb_stats(kb)
     if json_flag:
         out.print_json(data=stats)
         return
@@ -794,16 +698,9 @@ def kb_export(
     csv_path: Annotated[Path, typer.Option("--csv", help="CSV file to write.")],
 ) -> None:
     """Export every evaluation (joined with its task and architecture) as CSV."""
-    from metanas.kb import open_kb
-
-    with open_kb(kb) as store:
-        n = store.export_csv(csv_path)
+    n = _api().kb_export(kb, csv_path)
     out.print(f"wrote {n} evaluations to {csv_path}", highlight=False)
 
 
 def main() -> None:
     app()
-
-
-if __name__ == "__main__":
-    main()
