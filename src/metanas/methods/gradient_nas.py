@@ -47,12 +47,7 @@ class GradientNAS(SearchMethod):
         return 1.0
 
     def _search(
-        self,
-        dataset: ImageDataset,
-        *,
-        top: int,
-        seed: int,
-        budget: Budget | None,
+        self, dataset: ImageDataset, *, top: int, seed: int, budget: Budget | None,
         progress: bool,
         steps: int | None,
         space: str,

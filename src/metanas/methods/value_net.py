@@ -488,12 +488,7 @@ class ValueNetMethod(MetaLearnedMethod):
         return proxy_resolution(max(dataset.image_size), self.info.get("resolutions") or (16, 32))
 
     def _search(
-        self,
-        dataset: ImageDataset,
-        *,
-        top: int,
-        seed: int,
-        budget: Budget | None,
+        self, dataset: ImageDataset, *, top: int, seed: int, budget: Budget | None,
         progress: bool,
         mode: str,
         restarts: int,

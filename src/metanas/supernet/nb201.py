@@ -17,7 +17,7 @@ from torch import nn
 from metanas.errors import ConfigError
 from metanas.spaces.nb201 import EDGES, NB201Arch, NB201Network, parse
 from metanas.spaces.nb201.genotype import NUM_NODES, OPS
-from metanas.spaces.nb201.network import NB201Cell, ResidualReduction, make_op
+from metanas.spaces.nb201.network import NB201Cell, ResidualReduction, make_op, nb201_stages
 from metanas.supernet.base import Supernet
 from metanas.supernet.mixed import EdgeWeights, MixedOp, Zero
 
@@ -63,13 +63,7 @@ class NB201Supernet(Supernet):
         self._config = {"space": self.space, "C": int(C), "N": int(N),
                         "resolutions": list(self.heads.resolutions),
                         "feature_size": int(feature_size)}
-        layers: list[nn.Module] = []
-        c = C
-        for stage in range(3):
-            if stage > 0:
-                layers.append(ResidualReduction(c, 2 * c))
-                c *= 2
-            layers.extend(NB201SearchCell(c) for _ in range(N))
+        layers, c = nb201_stages(C, N, NB201SearchCell, ResidualReduction)
         self.cells = nn.ModuleList(layers)
         self.lastact = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=False))
         self.pool = nn.AdaptiveAvgPool2d(1)

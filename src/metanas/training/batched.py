@@ -68,7 +68,12 @@ from metanas.errors import ConfigError
 from metanas.progress import Bars
 from metanas.spaces.nb201 import EDGES, NB201Arch, NB201Network, count_macs, count_params, parse
 from metanas.spaces.nb201.genotype import NUM_NODES
-from metanas.spaces.nb201.network import NB201Cell, ReLUConvBN, ResidualReduction
+from metanas.spaces.nb201.network import (
+    NB201Cell,
+    ReLUConvBN,
+    ResidualReduction,
+    nb201_stages,
+)
 from metanas.tasks import Task
 from metanas.training.recipes import Recipe, get_recipe
 from metanas.training.trainer import (
@@ -241,13 +246,8 @@ class BatchedNB201Network(nn.Module):
         B = self.B = len(self.archs)
         self.stem_conv = nn.Conv2d(in_channels, B * C, 3, padding=1, bias=False)
         self.stem_bn = nn.BatchNorm2d(B * C)
-        layers: list[nn.Module] = []
-        c = C
-        for stage in range(3):
-            if stage > 0:
-                layers.append(_BatchedReduction(B, c, 2 * c))
-                c *= 2
-            layers.extend(_BatchedCell(self.eff_ops, c) for _ in range(N))
+        layers, c = nb201_stages(C, N, lambda c: _BatchedCell(self.eff_ops, c),
+                                 lambda c, c2: _BatchedReduction(B, c, c2))
         self.cells = nn.ModuleList(layers)
         self.head_bn = nn.BatchNorm2d(B * c)
         self.c_out = c

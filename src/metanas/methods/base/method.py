@@ -251,12 +251,7 @@ class BASEMethod(MetaLearnedMethod):
 
     # ----- search -------------------------------------------------------------------------
     def _search(
-        self,
-        dataset: ImageDataset,
-        *,
-        top: int,
-        seed: int,
-        budget: Budget | None,
+        self, dataset: ImageDataset, *, top: int, seed: int, budget: Budget | None,
         progress: bool,
         mode: str,
         adapt_steps: int | None,

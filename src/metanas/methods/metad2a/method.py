@@ -190,12 +190,7 @@ class MetaD2AMethod(MetaLearnedMethod):
 
     # ----- search -------------------------------------------------------------------------
     def _search(
-        self,
-        dataset: ImageDataset,
-        *,
-        top: int,
-        seed: int,
-        budget: Budget | None,
+        self, dataset: ImageDataset, *, top: int, seed: int, budget: Budget | None,
         progress: bool,
         mode: str,
         candidates: int,

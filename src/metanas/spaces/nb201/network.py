@@ -8,6 +8,8 @@ and class count are parameters so the same code builds the CPU proxies and the f
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -81,6 +83,22 @@ class ResidualReduction(nn.Module):
         return self.shortcut(x) + self.conv_b(self.conv_a(x))
 
 
+def nb201_stages(C: int, N: int, cell: Callable[[int], nn.Module],
+                 reduction: Callable[[int, int], nn.Module]) -> tuple[list[nn.Module], int]:
+    """NB201's skeleton between stem and head: three stages of ``N`` cells at C, 2C and 4C
+    channels with a reduction (``c -> 2c``) before the second and third. One builder for
+    the network, the supernet and the batched network; returns the layers and the last
+    width."""
+    layers: list[nn.Module] = []
+    c = C
+    for stage in range(3):
+        if stage > 0:
+            layers.append(reduction(c, 2 * c))
+            c *= 2
+        layers.extend(cell(c) for _ in range(N))
+    return layers, c
+
+
 class NB201Network(nn.Module):
     """NB201 macro skeleton around one cell type."""
 
@@ -101,13 +119,7 @@ class NB201Network(nn.Module):
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C)
         )
-        layers: list[nn.Module] = []
-        c = C
-        for stage in range(3):
-            if stage > 0:
-                layers.append(ResidualReduction(c, 2 * c))
-                c *= 2
-            layers.extend(NB201Cell(self.arch, c) for _ in range(N))
+        layers, c = nb201_stages(C, N, lambda c: NB201Cell(self.arch, c), ResidualReduction)
         self.cells = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=False))
         self.pool = nn.AdaptiveAvgPool2d(1)
