@@ -79,6 +79,7 @@ from metanas.methods.interface import (
     proxy_resolution,
 )
 from metanas.methods.options import ValueNetOptions
+from metanas.methods.validation import ranking_metrics, summarize, task_folds
 from metanas.spaces.nb201 import NUM_EDGES, NUM_OPS, SPACE_SIZE, NB201Arch
 from metanas.tasks import make_task
 from metanas.threads import single_threaded
@@ -666,44 +667,25 @@ def cross_validate(kb, *, folds: int = 5, progress: bool = False, **options) -> 
     correlated with the predictions. Also reports the same network with its meta-features
     masked (task-agnostic), which measures what task-awareness adds.
     """
-    from scipy import stats
-
     config = config_from_options(ValueNetConfig, options, "value-net")
-    if folds < 2:
-        raise ConfigError(f"folds must be >= 2, got {folds}")
     data = load_training_data(kb, config)
     n_tasks = len(data.task_keys)
-    folds = min(folds, n_tasks)
-    order = np.random.default_rng(config.seed).permutation(n_tasks)
     per_task: list[dict[str, Any]] = []
-    for k in range(folds):
-        held = np.sort(order[k::folds])
-        train_ids = np.setdiff1d(np.arange(n_tasks), held)
+    splits = list(task_folds(n_tasks, folds, config.seed))
+    for held, train_ids in splits:
         for aware in (True, False):
             model = ValueNetMethod.fit(_subset(data, train_ids), config, use_features=aware)
             for t in held:
                 rows = data.task_index == t
                 archs = [NB201Arch.from_probabilities(a) for a in data.archs[rows]]
                 pred = model.score(model.encode_vector(data.features[t]), archs)
-                acc = data.accuracy[rows]
-                rec = {
-                    "task": data.task_keys[t],
-                    "aware": aware,
-                    "n": int(rows.sum()),
-                    "spearman": float(stats.spearmanr(pred, acc).statistic),
-                    "kendall": float(stats.kendalltau(pred, acc).statistic),
-                    "top1_regret": float(acc.max() - acc[int(np.argmax(pred))]),
-                }
-                per_task.append(rec)
+                per_task.append({"task": data.task_keys[t], "aware": aware,
+                                 "n": int(rows.sum()),
+                                 **ranking_metrics(pred, data.accuracy[rows])})
+    folds = len(splits)
 
     def summary(aware: bool) -> dict[str, float]:
-        recs = [r for r in per_task if r["aware"] is aware]
-        out = {}
-        for m in ("spearman", "kendall", "top1_regret"):
-            vals = np.array([r[m] for r in recs], dtype=float)
-            out[f"{m}_mean"] = float(np.nanmean(vals))
-            out[f"{m}_median"] = float(np.nanmedian(vals))
-        return out
+        return summarize([r for r in per_task if r["aware"] is aware])
 
     return {
         "folds": folds,

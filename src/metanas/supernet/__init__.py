@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from metanas.errors import ConfigError
-from metanas.supernet.base import Supernet
 from metanas.supernet.darts import DartsSupernet
 from metanas.supernet.mixed import (
     SAMPLING_MODES,
@@ -16,6 +15,7 @@ from metanas.supernet.mixed import (
     mix_weights,
 )
 from metanas.supernet.nb201 import NB201Supernet
+from metanas.supernet.supernet import Supernet
 
 SPACES = {"nb201": NB201Supernet, "darts": DartsSupernet}
 

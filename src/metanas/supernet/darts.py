@@ -16,8 +16,8 @@ from torch import nn
 from metanas.errors import ConfigError
 from metanas.spaces.darts import NUM_EDGES, OPS, STEPS
 from metanas.spaces.nb201.network import ReLUConvBN
-from metanas.supernet.base import Supernet
 from metanas.supernet.mixed import EdgeWeights, MixedOp, Zero
+from metanas.supernet.supernet import Supernet
 
 
 class SepConv(nn.Sequential):

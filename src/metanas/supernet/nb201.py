@@ -18,8 +18,8 @@ from metanas.errors import ConfigError
 from metanas.spaces.nb201 import EDGES, NB201Arch, NB201Network, parse
 from metanas.spaces.nb201.genotype import NUM_NODES, OPS
 from metanas.spaces.nb201.network import NB201Cell, ResidualReduction, make_op, nb201_stages
-from metanas.supernet.base import Supernet
 from metanas.supernet.mixed import EdgeWeights, MixedOp, Zero
+from metanas.supernet.supernet import Supernet
 
 TABLE = "cell"
 

@@ -22,13 +22,11 @@ from __future__ import annotations
 import copy
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 from torch import nn
 
 from metanas.errors import ConfigError, KnowledgeBaseError
@@ -39,6 +37,7 @@ from metanas.methods.metad2a.extractor import FeatureExtractor
 from metanas.methods.metad2a.graph import dag_batch, fixed_adjacency
 from metanas.methods.metad2a.models import Generator, Predictor
 from metanas.methods.metad2a.set_encoder import pad_sets
+from metanas.methods.validation import ranking_metrics, summarize
 from metanas.progress import Bars
 from metanas.spaces.nb201 import NB201Arch
 
@@ -343,15 +342,6 @@ def predict_scores(model: Predictor, sets: list[list[torch.Tensor]], types: torc
     return model.score(d_emb, g).mean(0).numpy()
 
 
-def correlations(pred: np.ndarray, acc: np.ndarray) -> dict[str, float]:
-    """Pearson, Spearman and Kendall (NaN when either side is constant)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        return {"pearson": float(stats.pearsonr(pred, acc).statistic),
-                "spearman": float(stats.spearmanr(pred, acc).statistic),
-                "kendall": float(stats.kendalltau(pred, acc).statistic)}
-
-
 def evaluate_predictor(model: Predictor, data: MetaTrainData, ids,
                        config: MetaD2AConfig, seed: int = 12345) -> dict[str, Any]:
     """Per-task Pearson / Spearman / Kendall and top-1 regret on tasks ``ids`` (predictions
@@ -362,16 +352,6 @@ def evaluate_predictor(model: Predictor, data: MetaTrainData, ids,
         sets = sample_sets(data.pools[t], config.images_per_class, config.eval_resamples, gen)
         pred = predict_scores(model, sets, dag_batch(data.archs[t]))
         acc = data.accuracy[t]
-        rec = {"task": data.task_keys[t], "n": len(acc), **correlations(pred, acc),
-               "top1_regret": float(acc.max() - acc[int(np.argmax(pred))])}
+        rec = {"task": data.task_keys[t], "n": len(acc), **ranking_metrics(pred, acc)}
         per_task.append(rec)
     return {"per_task": per_task, "summary": summarize(per_task)}
-
-
-def summarize(per_task: list[dict]) -> dict[str, float]:
-    out = {}
-    for m in ("pearson", "spearman", "kendall", "top1_regret"):
-        vals = np.array([r[m] for r in per_task], dtype=float)
-        out[f"{m}_mean"] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
-        out[f"{m}_median"] = float(np.nanmedian(vals)) if np.isfinite(vals).any() else float("nan")
-    return out

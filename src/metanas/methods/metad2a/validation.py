@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from metanas.errors import ConfigError
 from metanas.methods.metad2a.extractor import as_extractor
 from metanas.methods.metad2a.generation import generator_metrics
 from metanas.methods.metad2a.training import (
@@ -28,8 +27,8 @@ from metanas.methods.metad2a.training import (
     fit_predictor,
     load_meta_data,
     split_tasks,
-    summarize,
 )
+from metanas.methods.validation import summarize, task_folds
 from metanas.progress import Bars
 from metanas.threads import single_threaded
 
@@ -38,20 +37,16 @@ def cross_validate_data(data: MetaTrainData, config: MetaD2AConfig, *, folds: in
                         control: bool = True, generator: bool = False,
                         progress: bool = False) -> dict[str, Any]:
     """Leave-tasks-out validation on already encoded tasks (see the module docstring)."""
-    if folds < 2:
-        raise ConfigError(f"folds must be >= 2, got {folds}")
     n = len(data)
-    folds = min(folds, n)
-    order = np.random.default_rng(config.seed).permutation(n)
+    splits = list(task_folds(n, folds, config.seed))
+    folds = len(splits)
     per_task: list[dict[str, Any]] = []
     gen_reports = []
     variants = [True, False] if control else [True]
     start = time.perf_counter()
     with Bars(progress) as bars:
         bar = bars.add("metad2a: leave-tasks-out", folds * len(variants))
-        for k in range(folds):
-            held = np.sort(order[k::folds])
-            train = np.setdiff1d(np.arange(n), held)
+        for k, (held, train) in enumerate(splits):
             inner_train, inner_val = (train[i] for i in split_tasks(len(train), config.holdout,
                                                                     config.seed + k))
             for aware in variants:
