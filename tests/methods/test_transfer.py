@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from metanas.data import from_arrays, load_dataset
-from metanas.errors import CheckpointError, ConfigError
+from metanas.errors import CheckpointError, ConfigError, DatasetError
 from metanas.kb import KnowledgeBase
 from metanas.methods.interface import Budget
 from metanas.methods.registry import create_method
@@ -176,9 +176,9 @@ def test_save_load_round_trip_and_registry(trained, digits, tmp_path):
 
 def test_meta_train_reports_a_missing_source_and_unknown_options(kb_path, tmp_path):
     row = {"name": "t", "source": "no-such-dataset"}
-    with pytest.raises(ConfigError, match="no-such-dataset.*source=PATH"):
+    with pytest.raises(DatasetError, match="no-such-dataset.*source=PATH"):
         resolve_source(row, tmp_path)
-    with pytest.raises(ConfigError, match="no such file"):
+    with pytest.raises(DatasetError, match="no such file"):
         resolve_source(row, tmp_path / "nothing.npz")
     with KnowledgeBase(kb_path, readonly=True) as kb, pytest.raises(ConfigError, match="bogus"):
         GlobalPrior.meta_train(kb, bogus=1)

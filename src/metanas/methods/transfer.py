@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from metanas.data import ImageDataset, load_dataset
+from metanas.data.locate import find_source
 from metanas.errors import CheckpointError, ConfigError, DatasetError, KnowledgeBaseError
 from metanas.features.fisher import (
     EmbeddingCache,
@@ -58,7 +59,6 @@ from metanas.methods.options import (
     GlobalPriorOptions,
     NearestBestOptions,
 )
-from metanas.paths import shared_datasets_dir
 from metanas.progress import Bars
 from metanas.spaces.nb201 import NB201Arch
 from metanas.tasks import TaskSpec, make_task
@@ -68,7 +68,6 @@ from metanas.version import __version__
 __all__ = ["FisherNearest", "GlobalPrior", "NearestBest", "TransferConfig", "TransferMethod"]
 
 CHECKPOINT_FORMAT = "metanas.transfer/1"
-SOURCE_SUFFIXES = (".zip", ".npz", "")
 
 
 @dataclass
@@ -128,33 +127,9 @@ class KBTask:
 
 # ----- meta-training helpers ------------------------------------------------------------------
 def resolve_source(task: dict, source: str | Path | None) -> Path | str:
-    """Where the dataset a KB task was drawn from lives.
-
-    ``source`` may be that dataset (a file, used for every task), a folder holding it as
-    ``<source name>.zip`` / ``.npz`` / ``<source name>/``, or None: the shared datasets
-    folder (:func:`metanas.paths.shared_datasets_dir`).
-    """
-    name = task["source"]
-    if source is not None:
-        path = Path(source).expanduser()
-        if not path.exists():
-            raise ConfigError(f"source {path}: no such file or directory")
-        if not path.is_dir() or (path / "train").is_dir():  # the dataset itself
-            return path
-        folders = [path]
-    else:
-        if name == "digits":
-            return name
-        shared = shared_datasets_dir()
-        folders = [shared] if shared is not None else []
-    for folder in folders:
-        for suffix in SOURCE_SUFFIXES:
-            cand = folder / f"{name}{suffix}"
-            if cand.exists():
-                return cand
-    where = ", ".join(str(f) for f in folders) or "no shared datasets folder found"
-    raise ConfigError(f"knowledge-base task {task['name']!r} comes from dataset {name!r}, which "
-                      f"is not in {where}; pass source=PATH (--set source=PATH)")
+    """Where the dataset a KB task was drawn from lives (:func:`metanas.data.locate.find_source`)."""
+    return find_source(task["source"], source,
+                       what=f"knowledge-base task {task['name']!r}")
 
 
 def kb_task_entries(kb, config: TransferConfig) -> tuple[list[KBTask], dict[str, dict], dict]:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from metanas.data import load_dataset
-from metanas.errors import ConfigError
+from metanas.errors import ConfigError, DatasetError
 from metanas.methods.base import BASEConfig, BASEMethod, TaskData, run_inner_loop
 from metanas.methods.base.meta import make_sampler, task_seed
 
@@ -88,13 +88,14 @@ def test_meta_train_errors(tmp_path) -> None:
 
 
 def test_missing_default_source_is_a_config_error(monkeypatch, tmp_path) -> None:
+    import metanas.data.locate as locate
     import metanas.methods.base.meta as meta
 
-    monkeypatch.setattr(meta, "shared_datasets_dir", lambda: None)
-    with pytest.raises(ConfigError, match="source=PATH"):
+    monkeypatch.setattr(locate, "shared_datasets_dir", lambda: None)
+    with pytest.raises(DatasetError, match="source=PATH"):
         meta.resolve_source(None)
-    monkeypatch.setattr(meta, "shared_datasets_dir", lambda: tmp_path)
-    with pytest.raises(ConfigError, match="tiny-imagenet"):
+    monkeypatch.setattr(locate, "shared_datasets_dir", lambda: tmp_path)
+    with pytest.raises(DatasetError, match="tiny-imagenet"):
         meta.resolve_source(None)
 
 

@@ -29,11 +29,11 @@ import torch
 import torch.distributed as dist
 
 from metanas.data import ImageDataset, load_dataset
+from metanas.data.locate import find_source
 from metanas.errors import ConfigError
 from metanas.methods.base.checkpoint import check_resumable, load_checkpoint, save_checkpoint
 from metanas.methods.base.config import BASEConfig
 from metanas.methods.base.inner import TaskData, run_inner_loop
-from metanas.paths import shared_datasets_dir
 from metanas.progress import Bars
 from metanas.supernet import Supernet, build_supernet
 from metanas.tasks import TaskSampler
@@ -67,14 +67,7 @@ def resolve_source(source: str | None) -> str:
     Tiny-ImageNet from the development datasets folder."""
     if source is not None:
         return str(source)
-    shared = shared_datasets_dir()
-    if shared is None or not (shared / DEFAULT_SOURCE).is_file():
-        raise ConfigError(
-            f"base meta-training needs a task source: pass --set source=PATH (API: "
-            f"source=PATH; an image dataset: ImageFolder .zip/directory or .npz); the default "
-            f"{DEFAULT_SOURCE} was not found in ../shared/datasets next to the checkout (or "
-            f"set METANAS_SHARED_DIR to the folder that holds it)")
-    return str(shared / DEFAULT_SOURCE)
+    return str(find_source(DEFAULT_SOURCE, what="base meta-training needs a task source"))
 
 
 def task_seed(seed: int, index: int) -> int:

@@ -25,12 +25,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from metanas.data import ImageDataset, load_dataset
+from metanas.data.locate import find_source
 from metanas.errors import ConfigError, DatasetError, KnowledgeBaseError
 from metanas.methods.metad2a.extractor import FeatureExtractor, resize, to_float_images
-from metanas.paths import cache_dir, shared_datasets_dir
+from metanas.paths import cache_dir
 from metanas.tasks import TaskSpec, make_task
 
-_SOURCE_SUFFIXES = (".zip", ".npz", "")
 _CACHE_VERSION = 1
 
 
@@ -89,20 +89,8 @@ def resolve_sources(tasks: list[dict], source: str | Path | Mapping[str, str] | 
             raise ConfigError(f"the knowledge base has tasks from {len(names)} sources "
                               f"({', '.join(names)}); pass source as {{name: path}}")
         return {names[0]: source} if names else {}
-    shared = shared_datasets_dir()
-    out: dict[str, Path | str] = {}
-    for n in names:
-        found = None
-        if shared is not None:
-            found = next((shared / f"{n}{s}" for s in _SOURCE_SUFFIXES
-                          if (shared / f"{n}{s}").exists()), None)
-        if found is None:
-            where = f"in {shared}" if shared is not None else "(no shared datasets folder)"
-            raise DatasetError(
-                f"source dataset {n!r} of the knowledge base's tasks was not found {where}; "
-                f"pass source=PATH (CLI: --set source=PATH) to meta-train MetaD2A on its images")
-        out[n] = found
-    return out
+    return {n: find_source(n, what="MetaD2A meta-training on the images of the knowledge "
+                                  "base's tasks") for n in names}
 
 
 def task_pool_images(dataset: ImageDataset, task_row: Mapping, *, per_class: int,
