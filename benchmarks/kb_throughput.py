@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from metanas.kb import KnowledgeBase
-from metanas.kb.build import BuildPlan, build_kb
+from metanas.kb_build import BuildPlan, build_kb
 
 
 def main() -> None:

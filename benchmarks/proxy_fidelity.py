@@ -23,7 +23,7 @@ from rich.table import Table
 from scipy import stats
 
 from metanas.kb import KnowledgeBase
-from metanas.kb.build import BuildPlan, build_kb
+from metanas.kb_build import BuildPlan, build_kb
 from metanas.training import get_recipe
 
 DEFAULT_PROXIES = (

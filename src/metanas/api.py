@@ -513,12 +513,12 @@ def kb_build(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Sample tasks x architectures from ``source``, train them, store the evaluations with
-    their task meta-features in ``kb_path`` (created or resumed; see :mod:`metanas.kb.build`).
+    their task meta-features in ``kb_path`` (created or resumed; see :mod:`metanas.kb_build`).
     ``elite`` cells per task are drawn near the ``elite_top`` best cells of ``elite_from``."""
     from metanas.features.metafeatures import compute_meta_features
     from metanas.kb import kb_names, open_kb, writable_kb
-    from metanas.kb.build import BuildPlan, build_kb
     from metanas.kb.views import accuracy_table, top_architectures
+    from metanas.kb_build import BuildPlan, build_kb
 
     check_seed(seed)
     elite_cells: tuple[str, ...] = ()

@@ -7,9 +7,10 @@ import time
 import pytest
 import torch
 
+from metanas import kb_build as build
 from metanas.errors import ConfigError
-from metanas.kb import KnowledgeBase, build
-from metanas.kb.build import BuildPlan, build_kb
+from metanas.kb import KnowledgeBase
+from metanas.kb_build import BuildPlan, build_kb
 
 BASE = dict(source="digits", tasks=1, archs_per_task=2, anchors=1, n_way=(4,), resolutions=(16,),
             recipe="cpu-tiny")

@@ -10,9 +10,10 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+from metanas import kb_build as build
 from metanas.cli import app
-from metanas.kb import KnowledgeBase, build
-from metanas.kb.build import BuildPlan, build_kb
+from metanas.kb import KnowledgeBase
+from metanas.kb_build import BuildPlan, build_kb
 
 runner = CliRunner()
 BUILD = ["kb", "build", "--source", "digits", "--tasks", "2", "--archs", "3", "--anchors", "1",

@@ -7,8 +7,8 @@ import pytest
 
 from metanas.errors import ConfigError
 from metanas.kb import KnowledgeBase
-from metanas.kb.build import BuildPlan
 from metanas.kb.views import accuracy_table, heldout_accuracy, top_architectures
+from metanas.kb_build import BuildPlan
 from metanas.spaces.nb201 import NB201Arch
 
 A, B, C = (NB201Arch.from_index(i).to_string() for i in (100, 200, 300))

@@ -12,8 +12,8 @@ FLOORS: list[set[str]] = [
     {"errors", "version", "paths", "jsonio", "progress", "threads"},  # 0 plumbing
     {"spaces", "data"},                                                # 1 what is searched, on what
     {"supernet", "tasks"},                                             # 2
-    {"training"},                                                      # 3
-    {"kb"},                                                            # 4 knowledge
+    {"training", "kb"},                                                # 3 training; knowledge
+    {"kb_build"},                                                      # 4 knowledge by training
     {"features"},                                                      # 5
     {"methods"},                                                       # 6
     {"bench"},                                                         # 7
