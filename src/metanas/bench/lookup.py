@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from metanas.errors import ArchitectureError, ConfigError, MetanasError
-from metanas.kb.tables import _find_arch_column, _parse_number, _read_csv
+from metanas.kb.tables import find_arch_column, parse_number, read_csv
 from metanas.spaces.nb201 import NB201Arch
 
 __all__ = ["Lookup", "parse_lookup"]
@@ -41,19 +41,19 @@ class Lookup:
 
     def load(self) -> Lookup:
         """Read and check the table now (bad files fail before any training)."""
-        header, rows = _read_csv(self.path)
+        header, rows = read_csv(self.path)
         if self.column not in header:
             raise ConfigError(f"--lookup {self.path}: no column {self.column!r}; columns: "
                               f"{', '.join(header)}")
         try:
-            arch_column = _find_arch_column(self.path, header, rows)
+            arch_column = find_arch_column(self.path, header, rows)
         except MetanasError as exc:
             raise ConfigError(f"--lookup {self.path}: {exc}") from None
         values: list[tuple[NB201Arch, float]] = []
         for line, row in rows:
             try:
                 arch = NB201Arch.from_string((row.get(arch_column) or "").strip())
-                value = _parse_number(row.get(self.column) or "")
+                value = parse_number(row.get(self.column) or "")
             except (ArchitectureError, ValueError):
                 raise ConfigError(f"--lookup {self.path}, line {line}: bad architecture or "
                                   f"non-numeric {self.column!r}") from None

@@ -20,7 +20,8 @@ from typing import Any
 from metanas.errors import ArchitectureError, KnowledgeBaseError
 from metanas.kb.store import METRICS, KnowledgeBase
 
-__all__ = ["ARCH_COLUMN_NAMES", "METRIC_ALIASES", "import_table", "published_task_key"]
+__all__ = ["ARCH_COLUMN_NAMES", "METRIC_ALIASES", "find_arch_column", "import_table", "parse_number",
+           "published_task_key", "read_csv"]
 
 #: Normalised column names tried first when looking for the architecture column.
 ARCH_COLUMN_NAMES: tuple[str, ...] = (
@@ -78,7 +79,7 @@ def _normalise(name: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_")
 
 
-def _parse_number(text: str) -> float | None:
+def parse_number(text: str) -> float | None:
     """A float, ``None`` for a missing-value marker; raises ValueError otherwise."""
     text = text.strip()
     if text.lower() in _MISSING:
@@ -89,7 +90,7 @@ def _parse_number(text: str) -> float | None:
     return value
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+def read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """Header and ``(line number, row)`` pairs; rows keyed by column name."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
@@ -122,7 +123,7 @@ def _parses(value: str) -> bool:
     return True
 
 
-def _find_arch_column(path: Path, header: list[str], rows: list[tuple[int, dict[str, str]]]) -> str:
+def find_arch_column(path: Path, header: list[str], rows: list[tuple[int, dict[str, str]]]) -> str:
     named = []
     for alias in ARCH_COLUMN_NAMES:
         named += [c for c in header if _normalise(c) == alias and c not in named]
@@ -211,13 +212,13 @@ def import_table(
         raise KnowledgeBaseError(f"table {path} does not exist")
     if not path.is_file():
         raise KnowledgeBaseError(f"table {path} is not a file")
-    header, rows = _read_csv(path)
+    header, rows = read_csv(path)
     columns = ", ".join(header)
     if not rows:
         raise KnowledgeBaseError(f"table {path} has a header but no data rows")
 
     if arch_column is None:
-        arch_column = _find_arch_column(path, header, rows)
+        arch_column = find_arch_column(path, header, rows)
     elif arch_column not in header:
         raise KnowledgeBaseError(
             f"table {path} has no column {arch_column!r} (arch_column); columns: {columns}"
@@ -269,7 +270,7 @@ def import_table(
         for metric, column in mapping.items():
             cell = row.get(column) or ""
             try:
-                value = _parse_number(cell)
+                value = parse_number(cell)
             except ValueError:
                 raise KnowledgeBaseError(
                     f"{where}: non-numeric value {cell!r} in metric column {column!r}"
