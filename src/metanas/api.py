@@ -429,6 +429,16 @@ def methods() -> list[dict[str, Any]]:
              "checkpoint": spec.checkpoint} for spec in METHODS.values()]
 
 
+def method_options(method: str) -> dict[str, Any]:
+    """One method's contract: its search options (name, type, default, help) and the budget
+    kinds it takes (``seconds``, ``evaluations``; none for a method that does not train)."""
+    spec = registry.get_method(method)
+    cls = spec.load_class()
+    return {"name": spec.name, "summary": spec.summary, "budget": spec.budget,
+            "budget_kinds": [k for k in ("seconds", "evaluations") if k in cls.budget_kinds],
+            "options": cls.Options.describe()}
+
+
 def datasets() -> list[dict[str, Any]]:
     """Builtin datasets, readable file formats and datasets found nearby."""
     from metanas.data import available_datasets
@@ -551,7 +561,7 @@ __all__ = [
     "METHODS", "Budget", "SearchResult", "TrainResult", "as_dataset", "bench", "check_output",
     "check_search", "write_json",
     "datasets", "default_checkpoint", "import_source", "kb_build", "kb_export",
-    "kb_import_table", "kb_list", "kb_stats", "methods", "load_model", "predict", "export_model",
+    "kb_import_table", "kb_list", "kb_stats", "method_options", "methods", "load_model", "predict", "export_model",
     "load_method", "meta_train", "parse_arch", "search", "space_info", "train",
     "validate_value_net", "zero_cost",
 ]

@@ -88,3 +88,20 @@ def test_listing_options_needs_no_method_import():
     assert rows["restarts"] == {"name": "restarts", "type": "int", "default": 8,
                                 "help": "gradient-ascent restarts"}
     assert rows["resolution"]["type"] == "int | None"
+
+
+def test_cli_lists_a_methods_options_and_budget_kinds():
+    import json
+
+    from typer.testing import CliRunner
+
+    from metanas.cli import app
+
+    res = CliRunner().invoke(app, ["methods", "darts", "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output)
+    assert info["budget_kinds"] == ["seconds"]
+    assert {"name": "resolutions", "type": "tuple[int, ...]", "default": [16, 32],
+            "help": "resolutions with their own heads"} in info["options"]
+    res = CliRunner().invoke(app, ["methods", "value-net"])
+    assert res.exit_code == 0 and "restarts" in res.output and "budget: none" in res.output

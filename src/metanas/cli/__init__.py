@@ -307,8 +307,30 @@ def train_cmd(
 
 @app.command("methods")
 @handles_errors
-def methods_cmd() -> None:
+def methods_cmd(
+    name: Annotated[str | None, typer.Argument(help="A method: list its --set options and "
+                                               "the budget kinds it takes.")] = None,
+    json_flag: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
     """The search methods, what they do and what their budget means."""
+    if name is not None:
+        info = _api().method_options(name)
+        if json_flag:
+            out.print_json(data=info)
+            return
+        out.print(f"{info['name']}: {info['summary']}", highlight=False, markup=False)
+        kinds = " or ".join(info["budget_kinds"]) or "none"
+        out.print(f"budget: {kinds} ({info['budget']})", highlight=False, markup=False)
+        table = Table(title=f"{name} options (--set KEY=VALUE)")
+        for col in ("option", "type", "default", "what it does"):
+            table.add_column(col)
+        for o in info["options"]:
+            table.add_row(o["name"], o["type"], escape(repr(o["default"])), escape(o["help"]))
+        out.print(table)
+        return
+    if json_flag:
+        out.print_json(data=_api().methods())
+        return
     table = Table(title="search methods")
     for col in ("method", "meta-learned", "what it does", "budget"):
         table.add_column(col)
