@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -125,3 +126,25 @@ def test_cli_table_json_and_bad_proxy(tmp_path):
                               "--proxies", "nwot,bogus"])
     assert bad.exit_code == 2
     assert len(bad.output.strip().splitlines()) == 1 and "bogus" in bad.output
+
+
+def test_weighted_rank_vote():
+    """Equal weights are the plain vote; weights move the vote towards their ballot."""
+    from metanas.features.zero_cost import rank_vote
+
+    results = [{"scores": {"a": a, "b": b}} for a, b in [(3, 1), (2, 2), (1, 3), (0, 0)]]
+    plain = rank_vote(results, ["a", "b"], prior_order=True)
+    assert np.allclose(rank_vote(results, ["a", "b"], prior_order=True, weights=[2, 2, 2]), plain)
+    only_b = rank_vote(results, ["a", "b"], prior_order=True, weights=[0, 0, 1])
+    assert int(np.argmax(only_b)) == 2 and int(np.argmax(plain)) == 0
+    for bad in ([1, 1], [1, -1, 1], [0, 0, 0], [1, float("nan"), 1]):
+        with pytest.raises(ConfigError, match="weights"):
+            rank_vote(results, ["a", "b"], prior_order=True, weights=bad)
+
+
+def test_value_net_rerank_weights_option():
+    res = api.search("digits", top=3, options={"rerank_weights": "0,1,1"})
+    assert res.details["rerank_weights"] == [0.0, 1.0, 1.0]
+    for bad in ("1,1", "a,b,c", "1,-1,1", "0,0,0"):
+        with pytest.raises(ConfigError, match="rerank_weights"):
+            api.search("digits", top=3, options={"rerank_weights": bad})

@@ -400,18 +400,23 @@ def _zico(net: nn.Module, x: torch.Tensor, y: torch.Tensor, parts: int) -> float
 
 
 def rank_vote(results: Sequence[dict[str, Any]], proxies: Sequence[str],
-              prior_order: bool = False) -> np.ndarray:
+              prior_order: bool = False, weights: Sequence[float] | None = None) -> np.ndarray:
     """Mean normalised rank of each cell over ``proxies`` (1 = best on every one); with
-    ``prior_order`` the cells' given order (e.g. a predictor's ranking) votes once too."""
+    ``prior_order`` the cells' given order (e.g. a predictor's ranking) votes once too.
+    ``weights``: one per ballot (the prior order first, then the proxies), default equal."""
     n = len(results)
-    votes, ballots = np.zeros(n), 0
-    if prior_order:
-        votes += np.arange(n, 0, -1) / n
-        ballots += 1
+    ballots = [np.arange(n, 0, -1) / n] if prior_order else []
     for p in proxies:
         values = np.array([r["scores"][p] for r in results])
         rank = np.empty(n)
         rank[np.argsort(-values, kind="stable")] = np.arange(n, 0, -1) / n
-        votes += rank
-        ballots += 1
-    return votes / max(ballots, 1)
+        ballots.append(rank)
+    if not ballots:
+        return np.zeros(n)
+    if weights is None:  # summed in ballot order: equal votes tie exactly
+        return np.sum(ballots, axis=0) / len(ballots)
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (len(ballots),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ConfigError(f"rank-vote weights must be {len(ballots)} finite numbers >= 0 with a "
+                          f"positive sum, got {[float(v) for v in np.atleast_1d(w)]}")
+    return np.asarray(ballots).T @ w / w.sum()

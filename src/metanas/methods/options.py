@@ -163,6 +163,9 @@ class ValueNetOptions(SearchOptions):
     shortlist: int = option(20, "cells re-ranked by the proxies", min=1, max=15625)
     rerank_size: str = option("8,1", "C,N of the network the proxies score")
     rerank_resolution: int = option(16, "image side the proxies see", min=4, max=512)
+    rerank_weights: str = option("", "weights of the network's ranking and of each proxy in "
+                                 "the vote (comma list; empty: the checkpoint's learned ones, "
+                                 "else equal)")
 
 
 @dataclass(frozen=True)

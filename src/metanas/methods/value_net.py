@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -285,7 +286,8 @@ def _zero_cost_config(size: str, seed: int) -> ZeroCostConfig:
 
 
 def _rerank(candidates: list[Candidate], task, proxies: tuple[str, ...],
-            config: ZeroCostConfig, resolution: int) -> list[Candidate]:
+            config: ZeroCostConfig, resolution: int,
+            weights: list[float] | None = None) -> list[Candidate]:
     """Re-order a shortlist by a rank vote of the value network and zero-cost proxies
     computed on the target task's own images, at most ``resolution`` px (each ranking counts
     once; ties by the value network). ``score`` becomes the mean normalised rank (higher =
@@ -295,7 +297,7 @@ def _rerank(candidates: list[Candidate], task, proxies: tuple[str, ...],
         x = resize(x, resolution)
     results = [score_cell(c.arch, x, y, num_classes=task.num_classes, proxies=proxies,
                           config=config) for c in candidates]
-    votes = rank_vote(results, proxies, prior_order=True)
+    votes = rank_vote(results, proxies, prior_order=True, weights=weights)
     out = [Candidate(c.arch, float(v), {"value": c.score, **{
         p: (r["scores"][p] if np.isfinite(r["scores"][p]) else None) for p in proxies}})
         for c, r, v in zip(candidates, results, votes, strict=True)]
@@ -484,6 +486,26 @@ class ValueNetMethod(MetaLearnedMethod):
         return [NB201Arch.from_probabilities(p) for p in probs]
 
     # ----- search -------------------------------------------------------------------------
+    def rerank_weights(self, proxies: tuple[str, ...], given: str = "") -> list[float] | None:
+        """Vote weights of the network's ranking and of each proxy: ``given`` (a comma list),
+        else those learned at meta-training for exactly these proxies, else None (equal)."""
+        if given:
+            try:
+                weights = [float(v) for v in given.split(",")]
+            except ValueError:
+                raise ConfigError(f"value-net rerank_weights must be comma-separated numbers, "
+                                  f"got {given!r}") from None
+            if len(weights) != len(proxies) + 1 or not all(
+                    math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+                raise ConfigError(f"value-net rerank_weights needs {len(proxies) + 1} numbers "
+                                  f">= 0, not all 0 (the network, then {', '.join(proxies)}), "
+                                  f"got {given!r}")
+            return weights
+        learned = self.info.get("rerank_weights") or {}
+        if learned.get("proxies") == list(proxies):
+            return [float(w) for w in learned["weights"]]
+        return None
+
     def task_resolution(self, dataset: ImageDataset) -> int:
         """The knowledge-base resolution closest to the dataset's own image side."""
         return proxy_resolution(max(dataset.image_size), self.info.get("resolutions") or (16, 32))
@@ -501,9 +523,11 @@ class ValueNetMethod(MetaLearnedMethod):
         shortlist: int,
         rerank_size: str,
         rerank_resolution: int,
+        rerank_weights: str,
     ) -> SearchResult:
         proxies = check_proxies(rerank) if rerank else ()
         zc_config = _zero_cost_config(rerank_size, seed) if proxies else None
+        weights = self.rerank_weights(proxies, rerank_weights) if proxies else None
         targets = ([self.target_fidelity(x) for x in ("full", "proxy")] if fidelity == "mix"
                    else [self.target_fidelity(fidelity)])
         t0 = time.perf_counter()
@@ -549,7 +573,8 @@ class ValueNetMethod(MetaLearnedMethod):
         rerank_skipped = None
         if proxies:
             try:
-                candidates = _rerank(candidates, task, proxies, zc_config, rerank_resolution)
+                candidates = _rerank(candidates, task, proxies, zc_config, rerank_resolution,
+                                     weights)
             except DatasetError as exc:  # e.g. constant images: no signal, keep the network's
                 rerank_skipped = str(exc)
             candidates = candidates[:top]
@@ -577,6 +602,7 @@ class ValueNetMethod(MetaLearnedMethod):
                 "gradient_picks": [p.to_string() for p in picks],
                 "exhaustive_rank_of_top": int(rank_of[top_index]),
                 "rerank": list(proxies) if rerank_skipped is None else [],
+                "rerank_weights": weights,
                 "rerank_skipped": rerank_skipped,
             },
         )
