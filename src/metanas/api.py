@@ -277,14 +277,15 @@ def fit(
     resolution: int | None = None,
     max_train_per_class: int | None = None,
     val_fraction: float = 0.1,
-    recipe: str | Any | None = None,
+    recipe: str | dict[str, Any] | Any | None = None,
     progress: bool = False,
     **plan_options: Any,
 ) -> FitResult:
     """Train ``arch`` on all labelled images of ``dataset`` within ``budget`` wall seconds.
 
     A throughput probe chooses C, N, epochs and batch size (:mod:`metanas.training.budget`;
-    ``recipe`` replays a recipe instead, e.g. ``Recipe(**result.recipe)``); a seeded
+    ``recipe`` replays a recipe instead: a name, a Recipe, or an earlier ``result.recipe``,
+    which with the same seed gives the same weights); a seeded
     ``val_fraction`` of the train split validates every epoch and the best checkpoint is the
     model; cosine schedule; crop (+ flip for colour images; ``flip`` overrides). ``out``: the
     model file (its folder must exist); curves go to ``OUT.curves.json`` / ``.png`` beside it
@@ -317,6 +318,10 @@ def fit(
     side = resolution or min(max(max(data.image_size), FIT_SIDES[0]), FIT_SIDES[1])
     task = make_task(data, resolution=side, max_train_per_class=max_train_per_class,
                      val_fraction=val_fraction, seed=seed)
+    if isinstance(recipe, dict):
+        from metanas.training import Recipe
+
+        recipe = Recipe(**{k: v for k, v in recipe.items() if k != "hash"})
     if recipe is not None:
         recipe = get_recipe(recipe)
         augment = recipe.augment
@@ -325,7 +330,7 @@ def fit(
     result, model, plan = fit_architecture(arch, task, budget, start=start, seed=seed,
                                            device=device, flip=flip, recipe=recipe,
                                            progress=progress, **plan_options)
-    rec = get_recipe(recipe) if recipe is not None else plan.recipe
+    rec = recipe if recipe is not None else plan.recipe
     metrics = {k: v for k, v in result.to_dict().items() if k != "curve"}
     summary = curve_summary(result)
     training = {"recipe": recipe_summary(rec), "augment": augment, "budget": budget,
