@@ -350,7 +350,8 @@ def fit(
     return FitResult(arch=arch.to_string(), dataset=data.name, budget=budget,
                      seconds=time.perf_counter() - start, metrics=metrics,
                      recipe=recipe_summary(rec), plan=training["plan"], curve=result.curve,
-                     summary=summary, files=files, model=model)
+                     summary=summary, files=files,
+                     task=training["task"], model=model)
 
 
 _train = train

@@ -131,6 +131,8 @@ class FitResult:
     curve: list[dict[str, Any]]
     summary: dict[str, Any]
     files: dict[str, str]
+    task: dict[str, Any]
+    """The task trained on (``Task.describe()``: n_train, n_val, n_test, resolution, ...)."""
     model: NB201Network = field(repr=False)
 
     @property
@@ -144,5 +146,6 @@ class FitResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able, without the model."""
         d = {f: getattr(self, f) for f in ("arch", "dataset", "budget", "seconds", "metrics",
-                                            "recipe", "plan", "summary", "curve", "files")}
+                                            "recipe", "plan", "summary", "curve", "files",
+                                            "task")}
         return {**d, "test_acc": self.test_acc, "val_acc": self.val_acc}
