@@ -85,15 +85,18 @@ def write_curves(stem: Path, result: TrainResult, meta: dict[str, Any]) -> dict[
     ``STEM.curves.png``; returns their paths."""
     import json
 
-    from metanas.bench.plots import _pyplot
+    import matplotlib
+
     from metanas.paths import atomic_write
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
 
     json_path = stem.with_name(stem.name + ".curves.json")
     png_path = stem.with_name(stem.name + ".curves.png")
     payload = {**meta, "summary": curve_summary(result), "curve": result.curve}
     text = json.dumps(payload, indent=2, allow_nan=False, default=float) + "\n"
     atomic_write(json_path, lambda tmp: Path(tmp).write_text(text))
-    plt = _pyplot()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.4))
     epochs = [p["epoch"] for p in result.curve]
     ax_loss.plot(epochs, [p["train_loss"] for p in result.curve], marker=".")
