@@ -122,3 +122,12 @@ def test_a_model_path_in_a_missing_folder_is_refused_before_training(digits, tmp
 
 def test_batch_size_rule():
     assert [pick_batch_size(n) for n in (100, 2000, 5000, 9000, 50000)] == [32, 32, 64, 128, 256]
+
+
+def test_api_search_with_a_train_budget_fits_the_top_pick(digits):
+    result = api.search(digits, top=1, train=True, train_budget=5)
+    trained = result.details["trained"]
+    assert trained["arch"] == result.architecture and trained["budget"] == 5
+    assert trained["plan"]["probes"] and trained["test_acc"] > 0.3
+    with pytest.raises(ConfigError, match="train=True"):
+        api.search(digits, top=1, train_budget=5)
