@@ -28,6 +28,7 @@ TOUR_HEADING = "## CLI tour"
 SLOW = (
     # What takes more than ~20 s on the 2-core CPU (substrings of the commands).
     "--train",
+    "metanas fit",
     "--method rea",
     "--method base",
     "--method fisher-nearest",

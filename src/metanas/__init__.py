@@ -15,6 +15,7 @@ from metanas.version import __version__
 if TYPE_CHECKING:
     from metanas.api import (
         Budget,
+        fit,
         load_method,
         load_model,
         meta_train,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "Budget", "__version__", "load_method", "load_model", "meta_train", "predict", "search",
+    "Budget", "__version__", "fit", "load_method", "load_model", "meta_train", "predict", "search",
     "space_info", "train", "zero_cost",
 ]
 _API = frozenset(__all__) - {"__version__"}

@@ -26,6 +26,7 @@ from metanas.spaces.nb201 import parse
 
 if TYPE_CHECKING:
     from metanas.training import TrainResult
+    from metanas.training.fit import FitResult
 
 # Torch (about 2 s to import) is imported by the functions that need tensors, so listing
 # methods, datasets, knowledge bases and spaces through this module stays fast.
@@ -84,12 +85,16 @@ def search(
     budget: Budget | None = None,
     checkpoint: str | Path | None = None,
     train: bool = False,
+    train_budget: float | None = None,
+    save_to: str | Path | None = None,
     recipe: str = "cpu-proxy",
     device: str = "cpu",
     progress: bool = False,
     options: dict[str, Any] | None = None,
 ) -> SearchResult:
-    """Rank NB201 cells for ``dataset``; with ``train=True`` also train the top pick.
+    """Rank NB201 cells for ``dataset``; with ``train=True`` also train the top pick: with
+    ``recipe``, or with ``train_budget`` seconds through :func:`fit` (``save_to``: the model
+    file, as ``fit(out=)``).
 
     ``search_seconds`` is the wall time from the loaded model to the ranking, task encoding
     included (dataset loading and checkpoint loading excluded). The trained pick, if any, is
@@ -99,15 +104,24 @@ def search(
     _use_free_cores()
     if top < 1:
         raise ConfigError(f"top must be >= 1, got {top}")
+    if (train_budget is not None or save_to is not None) and not train:
+        raise ConfigError("train_budget and save_to need train=True")
+    if train_budget is not None:
+        check_budget(train_budget, "--train-budget")
+        check_model_path(save_to, "--save-model")
     data = as_dataset(dataset, seed=seed, progress=progress)
     runner = method if isinstance(method, SearchMethod) else load_method(
         method, checkpoint=checkpoint, recipe=recipe, device=device
     )
     result = runner.search(data, top=top, seed=seed, budget=budget, progress=progress,
                            **(options or {}))
-    if train:  # the ``train`` argument shadows the function of that name here
+    if train and train_budget is not None:
+        result.details["trained"] = fit(data, result.architecture, budget=train_budget,
+                                        seed=seed, out=save_to, device=device,
+                                        progress=progress).to_dict()
+    elif train:  # the ``train`` argument shadows the function of that name here
         trained = _train(data, result.architecture, recipe=recipe, seed=seed, device=device,
-                         progress=progress)
+                         progress=progress, save_to=save_to)
         result.details["trained"] = trained.to_dict()
     return result
 
@@ -223,6 +237,121 @@ def _read_images(images):
     labels = np.array([p.parent.name for p in files]) if all(
         p.parent != path for p in files) else None
     return None, labels, files
+
+
+FIT_SIDES = (16, 32)
+"""``fit`` trains at the dataset's image side clamped to this range (digits' 8 px -> 16,
+MNIST's 28 stays 28, Tiny-ImageNet's 64 -> 32): below 16 px the NB201 network's two
+reductions leave almost nothing; above 32 a CPU budget buys too few epochs."""
+
+
+def check_budget(budget: Any, option: str = "--budget") -> float:
+    """A budget is a finite number of seconds > 0; anything else is a one-line error."""
+    from metanas.training.fit import check_budget as check
+
+    return check(budget, option)
+
+
+def check_model_path(path: str | Path | None, option: str = "--out") -> None:
+    """A model file's folder must exist and the path must not be a folder: checked before
+    any training, so a typo does not cost the budget."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"cannot write {option} {path}: it is a directory")
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot write {option} {path}: folder {path.parent} does not exist")
+
+
+def fit(
+    dataset: str | Path | ImageDataset | tuple,
+    arch: str,
+    *,
+    budget: float,
+    seed: int = 0,
+    out: str | Path | None = None,
+    curves: str | Path | None = None,
+    device: str = "cpu",
+    flip: bool | None = None,
+    resolution: int | None = None,
+    max_train_per_class: int | None = None,
+    val_fraction: float = 0.1,
+    recipe: str | dict[str, Any] | Any | None = None,
+    progress: bool = False,
+    **plan_options: Any,
+) -> FitResult:
+    """Train ``arch`` on all labelled images of ``dataset`` within ``budget`` wall seconds.
+
+    A throughput probe chooses C, N, epochs and batch size (:mod:`metanas.training.budget`;
+    ``recipe`` replays a recipe instead: a name, a Recipe, or an earlier ``result.recipe``,
+    which with the same seed gives the same weights); a seeded
+    ``val_fraction`` of the train split validates every epoch and the best checkpoint is the
+    model; cosine schedule; crop (+ flip for colour images; ``flip`` overrides). ``out``: the
+    model file (its folder must exist); curves go to ``OUT.curves.json`` / ``.png`` beside it
+    (or beside ``curves``). ``plan_options``: ``sizes``, ``min_epochs``, ``max_epochs``.
+    The clock starts here: data loading counts against the budget.
+    """
+    from metanas.tasks import make_task
+    from metanas.training import get_recipe, resolve_device
+    from metanas.training.budget import recipe_summary
+    from metanas.training.fit import (
+        FitResult,
+        augment_for,
+        curve_summary,
+        fit_architecture,
+        write_curves,
+    )
+    from metanas.training.saved import save_model
+
+    start = time.perf_counter()
+    budget = check_budget(budget)
+    check_seed(seed)
+    arch = parse(arch)
+    check_model_path(out, "--out")
+    resolve_device(device)
+    unknown = set(plan_options) - {"sizes", "min_epochs", "max_epochs"}
+    if unknown:
+        raise ConfigError(f"fit has no option(s) {', '.join(sorted(unknown))}")
+    _use_free_cores()
+    data = as_dataset(dataset, seed=seed, progress=progress)
+    side = resolution or min(max(max(data.image_size), FIT_SIDES[0]), FIT_SIDES[1])
+    task = make_task(data, resolution=side, max_train_per_class=max_train_per_class,
+                     val_fraction=val_fraction, seed=seed)
+    if isinstance(recipe, dict):
+        from metanas.training import Recipe
+
+        recipe = Recipe(**{k: v for k, v in recipe.items() if k != "hash"})
+    if recipe is not None:
+        recipe = get_recipe(recipe)
+        augment = recipe.augment
+    else:
+        augment = augment_for(task.channels, flip)
+    result, model, plan = fit_architecture(arch, task, budget, start=start, seed=seed,
+                                           device=device, flip=flip, recipe=recipe,
+                                           progress=progress, **plan_options)
+    rec = recipe if recipe is not None else plan.recipe
+    metrics = {k: v for k, v in result.to_dict().items() if k != "curve"}
+    summary = curve_summary(result)
+    training = {"recipe": recipe_summary(rec), "augment": augment, "budget": budget,
+                "plan": plan.to_dict() if plan else None, "curve": summary,
+                "task": task.describe()}
+    files: dict[str, str] = {}
+    if out is not None:
+        save_model(out, model, task, recipe=rec.name,
+                   input_resolution=rec.resolution or task.resolution, metrics=metrics,
+                   training=training)
+        files["model"] = str(out)
+    stem = Path(out if out is not None else curves) if (out or curves) else None
+    if stem is not None:
+        files.update(write_curves(stem.with_suffix(""), result,
+                                  {"arch": arch.to_string(), "dataset": data.name,
+                                   "title": f"{data.name}: {rec.name}", **training}))
+    return FitResult(arch=arch.to_string(), dataset=data.name, budget=budget,
+                     seconds=time.perf_counter() - start, metrics=metrics,
+                     recipe=recipe_summary(rec), plan=training["plan"], curve=result.curve,
+                     summary=summary, files=files,
+                     task=training["task"], model=model)
 
 
 _train = train
@@ -558,19 +687,25 @@ def kb_build(
 
 
 __all__ = [
-    "METHODS", "Budget", "SearchResult", "TrainResult", "as_dataset", "bench", "check_output",
-    "check_search", "write_json",
-    "datasets", "default_checkpoint", "import_source", "kb_build", "kb_export",
-    "kb_import_table", "kb_list", "kb_stats", "method_options", "methods", "load_model", "predict", "export_model",
+    "METHODS", "Budget", "FitResult", "SearchResult", "TrainResult", "as_dataset", "bench",
+    "check_budget", "check_model_path", "check_output", "check_search", "write_json",
+    "datasets", "default_checkpoint", "fit", "import_source", "kb_build", "kb_export",
+    "kb_import_table", "kb_list", "kb_stats", "method_options", "methods", "load_model",
+    "predict", "export_model",
     "load_method", "meta_train", "parse_arch", "search", "space_info", "train",
     "validate_value_net", "zero_cost",
 ]
 
 
 def __getattr__(name: str):
-    """``TrainResult`` on first use (it lives with the torch code in :mod:`metanas.training`)."""
+    """``TrainResult`` and ``FitResult`` on first use (they live with the torch code in
+    :mod:`metanas.training`)."""
     if name == "TrainResult":
         from metanas.training import TrainResult
 
         return TrainResult
+    if name == "FitResult":
+        from metanas.training.fit import FitResult
+
+        return FitResult
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -196,7 +196,11 @@ def search(
     recipe: Annotated[str, typer.Option(help="Training recipe for --train and baselines.")] = "cpu-proxy",
     device: Annotated[str, typer.Option(help="cpu | cuda | auto")] = "cpu",
     save_model: Annotated[Path | None, typer.Option(help="With --train: save the trained "
-                                                    "weights (safetensors).")] = None,
+                                                    "model (safetensors).")] = None,
+    train_budget: Annotated[float | None, typer.Option(help="With --train: train the pick "
+                                                       "within this many wall seconds, sized "
+                                                       "to them (as `metanas fit`) instead of "
+                                                       "with --recipe.")] = None,
 ) -> None:
     """Rank NB201 architectures for a dataset (and optionally train the best)."""
     from metanas import api
@@ -205,8 +209,13 @@ def search(
         raise ConfigError(f"--top must be >= 1, got {top}")
     if save_model and not train:
         raise ConfigError("--save-model needs --train (there is no trained model to save)")
+    if train_budget is not None and not train:
+        raise ConfigError("--train-budget needs --train")
     check_output(json_out, "--json")
     check_output(save_model, "--save-model")
+    if train_budget is not None:  # a bad budget or model path fails now, not after the search
+        api.check_budget(train_budget, "--train-budget")
+        api.check_model_path(save_model, "--save-model")
     # a bad --method, --recipe, --device or --checkpoint fails now, not after the search
     api.check_search(method, checkpoint=checkpoint, recipe=recipe, device=device)
     options = {**_key_values(option or [], "--set"), **_given(mode=mode, adapt_steps=adapt_steps)}
@@ -219,7 +228,12 @@ def search(
     # The ranking first: an interrupted --train must not lose it.
     _print_candidates(result)
     out.print(f"search: {result.search_seconds:.2f} s", highlight=False)
-    if train:
+    if train and train_budget is not None:
+        fitted = api.fit(data, result.architecture, budget=train_budget, seed=seed,
+                         out=save_model, curves=json_out, device=device, progress=True)
+        payload["trained"] = fitted.to_dict()
+        _print_fit(fitted)
+    elif train:
         trained = api.train(data, result.architecture, recipe=recipe, seed=seed,
                             device=device, progress=True, save_to=save_model)
         payload["trained"] = trained.to_dict()
@@ -303,6 +317,51 @@ def train_cmd(
         out.print(f"{k:>10}: {d[k]}", highlight=False, markup=False)
     if json_out:
         write_json(json_out, d)
+
+
+@app.command("fit")
+@handles_errors
+def fit_cmd(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Builtin name (digits), .npz, "
+                                         "ImageFolder directory or .zip.")],
+    arch: Annotated[str, typer.Option(help="NATS-Bench architecture string.")],
+    budget: Annotated[float, typer.Option(help="Wall-clock seconds for everything (data, "
+                                          "probe, training, evaluation, files).")],
+    out: Annotated[Path | None, typer.Option(help="Model file to write (its folder must "
+                                             "exist); curves go beside it.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for every random choice.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result as JSON "
+                                                  "(curves beside it without --out).")] = None,
+    flip: Annotated[bool | None, typer.Option("--flip/--no-flip", help="Horizontal flips "
+                                              "(default: for colour images only).")] = None,
+    max_train_per_class: Annotated[int | None, typer.Option(help="Cap labelled images per "
+                                                            "class (default: all).")] = None,
+    device: Annotated[str, typer.Option(help="cpu | cuda | auto")] = "cpu",
+) -> None:
+    """Train an architecture sized to a time budget: probe, pick C/N/epochs, keep the best."""
+    from metanas import api
+
+    api.check_budget(budget)
+    api.parse_arch(arch)
+    api.check_model_path(out, "--out")
+    check_output(json_out, "--json")
+    result = api.fit(dataset, arch, budget=budget, seed=seed, out=out, curves=json_out,
+                     flip=flip, max_train_per_class=max_train_per_class, device=device,
+                     progress=True)
+    _print_fit(result)
+    if json_out:
+        write_json(json_out, result.to_dict())
+
+
+def _print_fit(result) -> None:
+    r, s = result.recipe, result.summary
+    out.print(f"fit ({result.budget:g} s budget, {result.seconds:.1f} s used): C={r['C']} "
+              f"N={r['N']}, {s['epochs_run']}/{s['epochs_planned']} epochs of batch "
+              f"{r['batch_size']}, {r['augment']}; best val {result.val_acc:.4f} at epoch "
+              f"{s['best_epoch']}, test accuracy {result.test_acc:.4f}",
+              highlight=False, markup=False)
+    for name, path in result.files.items():
+        out.print(f"{name}: {path}", highlight=False, markup=False)
 
 
 @app.command("methods")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,9 @@ class ModelCard:
     recipe: str
     metrics: dict[str, Any]
     metanas_version: str = __version__
+    training: dict[str, Any] = field(default_factory=dict)
+    """How the weights were made, when known: the recipe's full config (C, N, epochs, batch
+    size, augmentation, ...), the budget plan and the curve summary (``metanas fit``)."""
 
     def check(self, where: str) -> None:
         ints = (self.C, self.N, self.in_channels, self.num_classes, self.task_resolution,
@@ -166,8 +169,10 @@ def _as_uint8(images, channels: int) -> np.ndarray:
 
 
 def save_model(path: str | os.PathLike, net: NB201Network, task: Task, *, recipe: str,
-               input_resolution: int, metrics: dict[str, Any]) -> ModelCard:
-    """Write ``net`` trained on ``task`` as a self-contained model file (atomic)."""
+               input_resolution: int, metrics: dict[str, Any],
+               training: dict[str, Any] | None = None) -> ModelCard:
+    """Write ``net`` trained on ``task`` as a self-contained model file (atomic);
+    ``training``: see :attr:`ModelCard.training`."""
     cfg = net.config
     metrics = {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
                for k, v in metrics.items()}
@@ -176,7 +181,8 @@ def save_model(path: str | os.PathLike, net: NB201Network, task: Task, *, recipe
         in_channels=int(cfg["in_channels"]), num_classes=int(cfg["num_classes"]),
         class_names=tuple(str(n) for n in task.class_names),
         task_resolution=int(task.resolution), input_resolution=int(input_resolution),
-        mean=tuple(task.mean), std=tuple(task.std), recipe=recipe, metrics=dict(metrics))
+        mean=tuple(task.mean), std=tuple(task.std), recipe=recipe, metrics=dict(metrics),
+        training=json.loads(json.dumps(training or {}, default=float)))
     card.check(str(path))
     from safetensors import SafetensorError
     from safetensors.torch import save_file

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +42,11 @@ class TrainResult:
     macs: int
     device: str
     epochs: int
+    curve: list[dict] = field(default_factory=list)
+    """Per completed epoch: epoch, train_loss, lr (at its start), val_acc (``keep_best``
+    only, else None) and seconds since the start."""
+    best_epoch: int | None = None
+    """With ``keep_best``: the epoch whose weights the model ends with."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -134,6 +139,18 @@ def build_model(arch: NB201Arch | str, task: Task, recipe: Recipe) -> NB201Netwo
     )
 
 
+def train_step(model: nn.Module, opt, sched, xb: torch.Tensor, yb: torch.Tensor,
+               recipe: Recipe) -> torch.Tensor:
+    """One SGD step on an (augmented) batch; the loss. The training loop and the budget probe
+    (:mod:`metanas.training.budget`) share it, so the probe times exactly what training runs."""
+    loss = F.cross_entropy(model(xb), yb, label_smoothing=recipe.label_smoothing)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return loss
+
+
 def train_architecture(
     arch: NB201Arch | str,
     task: Task,
@@ -144,11 +161,17 @@ def train_architecture(
     progress: bool = False,
     return_model: bool = False,
     deadline: float | None = None,
+    keep_best: bool = False,
+    stop_at_deadline: bool = False,
 ) -> TrainResult | tuple[TrainResult, NB201Network]:
     """Train ``arch`` on ``task.x_train``; report accuracy on ``x_val`` and ``x_test``.
 
     ``deadline`` (a ``time.perf_counter()`` value): raise :class:`DeadlineReached` at the
-    first step after it, so a search's time budget holds to a step, not to a whole training.
+    first step after it, so a search's time budget holds to a step, not to a whole training;
+    with ``stop_at_deadline`` training ends there instead and the result is what was reached.
+    ``keep_best``: validate after every epoch and end with the weights of the best validation
+    accuracy (the latest epoch on ties: its learning rate is lower); ``result.curve`` then
+    has per-epoch validation too.
     """
     arch = parse(arch)
     recipe = get_recipe(recipe)
@@ -166,30 +189,46 @@ def train_architecture(
     opt, sched, total_steps = make_optimizer(model, recipe, n)
 
     train_loss = float("nan")
+    curve: list[dict] = []
+    best: tuple[float, int, dict] | None = None  # (val acc, epoch, weights)
     with Bars(progress, transient=True) as bars:
         bar = bars.add(f"train {arch_label(arch)} ({recipe.name})", total_steps)
-        for epoch in range(recipe.epochs):
-            model.train()
-            order = torch.randperm(n, generator=gen).to(dev)
-            seen, loss_sum = 0, 0.0
-            for i in range(0, n, recipe.batch_size):
-                idx = order[i : i + recipe.batch_size]
-                if len(idx) < 2:  # BatchNorm needs 2 samples in train mode
-                    continue
-                if deadline is not None and time.perf_counter() >= deadline:
-                    raise DeadlineReached(f"training {arch.to_string()} stopped at its deadline")
-                xb = augment_batch(x_tr[idx], recipe.augment, gen)
-                loss = F.cross_entropy(model(xb), y_tr[idx], label_smoothing=recipe.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                loss_sum += loss.item() * len(idx)
-                seen += len(idx)
-                if progress:
-                    bars.advance(bar, status=f"epoch {epoch + 1}/{recipe.epochs}, "
-                                             f"loss {loss.item():.3f}")
-            train_loss = loss_sum / max(seen, 1)
+        status = ""
+        try:
+            for epoch in range(recipe.epochs):
+                model.train()
+                order = torch.randperm(n, generator=gen).to(dev)
+                seen, loss_sum = 0, 0.0
+                lr = opt.param_groups[0]["lr"]
+                for i in range(0, n, recipe.batch_size):
+                    idx = order[i : i + recipe.batch_size]
+                    if len(idx) < 2:  # BatchNorm needs 2 samples in train mode
+                        continue
+                    if deadline is not None and time.perf_counter() >= deadline:
+                        raise DeadlineReached(f"training {arch.to_string()} stopped at its "
+                                              "deadline")
+                    xb = augment_batch(x_tr[idx], recipe.augment, gen)
+                    loss = train_step(model, opt, sched, xb, y_tr[idx], recipe)
+                    loss_sum += loss.item() * len(idx)
+                    seen += len(idx)
+                    if progress:
+                        bars.advance(bar, status=f"epoch {epoch + 1}/{recipe.epochs}, "
+                                                 f"loss {loss.item():.3f}{status}")
+                train_loss = loss_sum / max(seen, 1)
+                point = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr,
+                         "val_acc": None, "seconds": time.perf_counter() - start}
+                if keep_best:
+                    acc, _ = evaluate(model, x_va, y_va, recipe.eval_batch_size)
+                    point.update(val_acc=acc, seconds=time.perf_counter() - start)
+                    if best is None or acc >= best[0]:
+                        best = (acc, epoch + 1, _copy_state(model))
+                    status = f", val acc {acc:.3f} (best {best[0]:.3f} @ {best[1]})"
+                curve.append(point)
+        except DeadlineReached:
+            if not stop_at_deadline:
+                raise
+    if best is not None:
+        model.load_state_dict(best[2])
     val_acc, val_loss = evaluate(model, x_va, y_va, recipe.eval_batch_size)
     test_acc, test_loss = evaluate(model, x_te, y_te, recipe.eval_batch_size)
     result = TrainResult(
@@ -207,10 +246,16 @@ def train_architecture(
         macs=macs,
         device=_device_name(dev),
         epochs=recipe.epochs,
+        curve=curve,
+        best_epoch=best[1] if best is not None else None,
     )
     if return_model:
         return result, model.cpu().eval()
     return result
+
+
+def _copy_state(model: nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 _SHORT_OPS = {"none": "none", "skip_connect": "skip", "nor_conv_1x1": "1x1",

@@ -1,0 +1,113 @@
+"""What ``metanas fit`` delivers in a wall-clock budget: test accuracy, chosen recipe, seconds.
+
+    python benchmarks/fit_budget.py                                  # default datasets, 300 + 1200 s
+    python benchmarks/fit_budget.py --datasets digits --budgets 60
+    python benchmarks/fit_budget.py --datasets cifar10 --budgets 120 --arch resnet
+
+Datasets: ``digits`` plus, when ``../shared/datasets`` exists, mnist, fashion-mnist, cifar10
+and omniglot (names or paths). ``--arch``: ``pick`` (value-net's top pick on the dataset, the
+default method), ``resnet`` (NB201's hand-designed residual cell) or NATS-Bench strings,
+comma-separated. The dataset is loaded (and its pick searched) before the clock starts, so the
+wall seconds are the fit's own. Rows are merged into ``--out``/fit_budget.json by (dataset,
+budget, arch, seed), so runs on different machines or days add up; the table and the PNG show
+every stored row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from metanas import api
+from metanas.bench.plots import plot_bars
+from metanas.paths import atomic_write, shared_datasets_dir
+
+SHARED = {"mnist": "mnist.npz", "fashion-mnist": "fashion-mnist.npz",
+          "cifar10": "cifar10-32px.zip", "omniglot": "omniglot-28px.npz"}
+ARCHS = {"resnet": "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|"
+                   "skip_connect~2|"}
+
+
+def dataset_spec(name: str) -> str | None:
+    if name in SHARED:
+        shared = shared_datasets_dir()
+        return None if shared is None else str(shared / SHARED[name])
+    return name
+
+
+def run_one(data, label: str, arch: str, budget: float, seed: int) -> dict:
+    if arch == "pick":
+        arch = api.search(data, top=1, seed=seed).architecture
+    arch = ARCHS.get(arch, arch)
+    t0 = time.perf_counter()
+    res = api.fit(data, arch, budget=budget, seed=seed, progress=True)
+    wall = time.perf_counter() - t0
+    r, s = res.recipe, res.summary
+    return {"dataset": label, "budget": budget, "seed": seed, "arch_kind": label_arch(arch),
+            "arch": arch, "test_acc": res.test_acc, "val_acc": res.val_acc,
+            "wall_seconds": wall, "wall_over_budget": wall / budget, "C": r["C"], "N": r["N"],
+            "epochs_planned": s["epochs_planned"], "epochs_run": s["epochs_run"],
+            "batch_size": r["batch_size"], "augment": r["augment"],
+            "best_epoch": s["best_epoch"], "probe_seconds": res.plan["probe_seconds"],
+            "n_train": res.task["n_train"], "n_test": res.task["n_test"], "device": res.metrics["device"]}
+
+
+def label_arch(arch: str) -> str:
+    return next((k for k, v in ARCHS.items() if v == arch), arch)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", default="digits,mnist,fashion-mnist,cifar10,omniglot")
+    ap.add_argument("--budgets", default="300,1200", help="Seconds, comma-separated.")
+    ap.add_argument("--arch", default="pick")
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--out", default="docs/results/fit")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    store = out / "fit_budget.json"
+    rows = json.loads(store.read_text())["rows"] if store.exists() else []
+    for name in args.datasets.split(","):
+        spec = dataset_spec(name)
+        if spec is None:
+            print(f"skipping {name}: no ../shared/datasets")
+            continue
+        data = api.as_dataset(spec, progress=True)
+        for budget in (float(b) for b in args.budgets.split(",")):
+            for arch in args.arch.split(","):
+                for seed in range(args.seeds):
+                    row = run_one(data, name, arch, budget, seed)
+                    key = ("dataset", "budget", "arch", "seed")
+                    rows = [r for r in rows if any(r[k] != row[k] for k in key)] + [row]
+                    text = json.dumps({"rows": rows}, indent=2) + "\n"
+                    atomic_write(store, lambda tmp, t=text: Path(tmp).write_text(t))
+                    print(json.dumps(row))
+    show(rows)
+    plot_bars([{"dataset": r["dataset"], "method": f"{r['arch_kind'][:12]} {r['budget']:g} s",
+                "test_acc_mean": r["test_acc"], "test_acc_std": 0.0} for r in rows],
+              out / "fit_budget.png")
+    print(f"wrote {store} and {out / 'fit_budget.png'}")
+
+
+def show(rows: list[dict]) -> None:
+    table = Table(title="metanas fit: delivered model per budget")
+    for col in ("dataset", "budget s", "arch", "seed", "test acc", "wall s", "wall/budget",
+                "C", "N", "epochs run/planned", "batch", "augment", "device"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["dataset"], f"{r['budget']:g}", r["arch_kind"][:24], str(r["seed"]),
+                      f"{r['test_acc']:.4f}", f"{r['wall_seconds']:.1f}",
+                      f"{r['wall_over_budget']:.3f}", str(r["C"]), str(r["N"]),
+                      f"{r['epochs_run']}/{r['epochs_planned']}", str(r["batch_size"]),
+                      r["augment"], r["device"])
+    Console(width=200).print(table)
+
+
+if __name__ == "__main__":
+    main()

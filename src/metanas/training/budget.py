@@ -1,0 +1,186 @@
+"""Size a final training to a wall-clock budget: a throughput probe picks C, N, epochs, batch.
+
+A named recipe fixes the network and the epochs, so its wall time depends on the machine; a
+user with 5 minutes and one with an hour want different networks. :func:`plan_training`
+times a few real training steps (:func:`~metanas.training.trainer.train_step`, the loop's own
+step) of candidate sizes on the current device and applies one rule:
+
+* **Batch size:** the largest of 256, 128, 64, 32 that still gives at least
+  :data:`MIN_STEPS_PER_EPOCH` steps per epoch (32 at the least); learning rate
+  ``min(0.1, 0.05 * batch / 64)`` (linear scaling from the CPU proxy's 0.05 at 64, capped at
+  NB201's 0.1).
+* **Size:** the candidates of :data:`SIZES` go from small to large; each is probed while the
+  previous one still left time for ``min_epochs`` (20) epochs. The pick is the largest
+  candidate for which ``min_epochs`` epochs fit; when none does, the smallest one.
+* **Epochs:** as many as fit in the time left after the probe, less a reserve for the final
+  evaluation (and at most ``max_epochs``, 200 as NB201). Fewer than one epoch is an error
+  naming the budget it would need.
+
+Timings are medians of a few steps on a machine that may be shared, so the plan is an
+estimate; the trainer's deadline is what holds the budget (see :mod:`metanas.training.fit`).
+Every other choice is seeded: the probe's weights and batches come from ``seed``.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from metanas.errors import ConfigError
+from metanas.progress import Bars
+from metanas.spaces.nb201 import NB201Arch, parse
+from metanas.tasks import Task
+from metanas.training.recipes import Recipe
+from metanas.training.trainer import (
+    augment_batch,
+    build_model,
+    evaluate,
+    make_optimizer,
+    resolve_device,
+    split_tensors,
+    train_step,
+)
+
+SIZES: tuple[tuple[int, int], ...] = (
+    (8, 1), (12, 1), (16, 1), (16, 2), (24, 2), (32, 2), (32, 3), (48, 3), (64, 3), (64, 5),
+)
+"""Candidate (C, N), cheapest first (cost grows with C^2 * N)."""
+MIN_EPOCHS = 20
+MAX_EPOCHS = 200
+MIN_STEPS_PER_EPOCH = 40
+PROBE_STEPS = 3
+"""Timed steps per candidate (after one warm-up step)."""
+PROBE_SHARE = 0.15
+"""At most this share of the budget goes to probing; larger candidates are then not tried."""
+SAFETY = 0.9
+"""Plan epochs for this share of the time left (timings on a shared machine vary)."""
+
+
+@dataclass
+class Plan:
+    """The chosen recipe and how it was chosen (JSON-able via :meth:`to_dict`)."""
+
+    recipe: Recipe
+    epoch_seconds: float
+    """Estimated seconds per epoch of the pick (training steps plus validation)."""
+    eval_seconds: float
+    """Estimated seconds of one pass over the test split (reserved at the end)."""
+    probe_seconds: float
+    probes: list[dict[str, Any]] = field(default_factory=list)
+    rule: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"recipe": recipe_summary(self.recipe), "epoch_seconds": self.epoch_seconds,
+                "eval_seconds": self.eval_seconds, "probe_seconds": self.probe_seconds,
+                "probes": self.probes, "rule": self.rule}
+
+
+def recipe_summary(recipe: Recipe) -> dict[str, Any]:
+    """What a saved model records of its recipe: everything that changed the weights."""
+    return {"name": recipe.name, "hash": recipe.hash, **recipe.config()}
+
+
+def pick_batch_size(n_train: int) -> int:
+    for batch in (256, 128, 64, 32):
+        if n_train / batch >= MIN_STEPS_PER_EPOCH:
+            return batch
+    return 32
+
+
+def fit_recipe(C: int, N: int, epochs: int, batch: int, augment: str,
+               resolution: int | None = None) -> Recipe:
+    """The budgeted recipe for a size: SGD nesterov, cosine, wd 5e-4 as the named recipes."""
+    return Recipe(name=f"fit-C{C}-N{N}-e{epochs}-b{batch}-{augment}", C=C, N=N, epochs=epochs,
+                  batch_size=batch, lr=min(0.1, 0.05 * batch / 64), weight_decay=5e-4,
+                  resolution=resolution, augment=augment,
+                  description="sized to a time budget by metanas.training.budget")
+
+
+def plan_training(arch: NB201Arch | str, task: Task, budget_left: float, *, augment: str,
+                  seed: int = 0, device: str | torch.device | None = "cpu",
+                  sizes: tuple[tuple[int, int], ...] = SIZES, min_epochs: int = MIN_EPOCHS,
+                  max_epochs: int = MAX_EPOCHS, progress: bool = False) -> Plan:
+    """Probe ``sizes`` and choose the recipe for ``budget_left`` seconds (see the module
+    docstring); the probe's own time is taken from ``budget_left``."""
+    arch = parse(arch)
+    dev = resolve_device(device)
+    start = time.perf_counter()
+    (x_tr, y_tr), (x_va, _), (x_te, _) = split_tensors(task, task.resolution, dev)
+    n_train, n_val, n_test = len(y_tr), len(x_va), len(x_te)
+    batch = min(pick_batch_size(n_train), n_train)
+    if batch < 2:
+        raise ConfigError("fit needs at least 2 training images")
+    steps = math.ceil(n_train / batch)
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(n_train, generator=gen)[:batch].to(dev)
+    xb_raw, yb = x_tr[idx], y_tr[idx]
+    probes: list[dict[str, Any]] = []
+    chosen: dict[str, Any] | None = None
+    with Bars(progress, transient=True) as bars:
+        bar = bars.add(f"probe throughput (at most {len(sizes)} sizes)", len(sizes))
+        for C, N in sizes:
+            recipe = fit_recipe(C, N, 1, batch, augment)
+            probe = _probe(arch, task, recipe, xb_raw, yb, x_va, seed, gen, dev)
+            epoch_s = steps * probe["step_seconds"] + n_val * probe["eval_image_seconds"]
+            left = SAFETY * (budget_left - (time.perf_counter() - start)
+                             - n_test * probe["eval_image_seconds"])
+            probe.update(C=C, N=N, epoch_seconds=epoch_s,
+                         epochs_fit=max(0, int(left // epoch_s)))
+            probes.append(probe)
+            bars.advance(bar, status=f"C={C} N={N}: {epoch_s:.2g} s/epoch")
+            if chosen is None or probe["epochs_fit"] >= min_epochs:
+                chosen = probe
+            if probe["epochs_fit"] < min_epochs or \
+                    time.perf_counter() - start > PROBE_SHARE * budget_left:
+                break
+    assert chosen is not None
+    probe_s = time.perf_counter() - start
+    eval_s = n_test * chosen["eval_image_seconds"]
+    left = SAFETY * (budget_left - probe_s - eval_s)
+    epochs = min(max_epochs, int(left // chosen["epoch_seconds"]))
+    if epochs < 1:
+        need = probe_s + eval_s + chosen["epoch_seconds"] / SAFETY
+        raise ConfigError(f"a budget of {budget_left:.3g} s is too small: one epoch of the "
+                          f"smallest network (C={chosen['C']}, N={chosen['N']}) takes about "
+                          f"{chosen['epoch_seconds']:.2g} s here; give at least "
+                          f"{math.ceil(need * 1.5)} s")
+    rule = (f"largest of {len(sizes)} sizes with >= {min_epochs} epochs in the budget "
+            f"(probed {len(probes)}), batch {batch} (>= {MIN_STEPS_PER_EPOCH} steps/epoch), "
+            f"epochs = what fits (<= {max_epochs})")
+    return Plan(recipe=fit_recipe(chosen["C"], chosen["N"], epochs, batch, augment),
+                epoch_seconds=chosen["epoch_seconds"], eval_seconds=eval_s,
+                probe_seconds=probe_s, probes=probes, rule=rule)
+
+
+def _probe(arch, task, recipe, xb_raw, yb, x_va, seed, gen, dev) -> dict[str, float]:
+    """Median seconds of a training step (augmentation included); eval seconds per image."""
+    torch.manual_seed(seed)
+    model = build_model(arch, task, recipe).to(dev)
+    opt, sched, _ = make_optimizer(model, recipe, len(yb) * (PROBE_STEPS + 1))
+    times = []
+    for _ in range(PROBE_STEPS + 1):
+        model.train()
+        t0 = time.perf_counter()
+        train_step(model, opt, sched, augment_batch(xb_raw, recipe.augment, gen), yb, recipe)
+        _sync(dev)
+        times.append(time.perf_counter() - t0)
+    xv = x_va[:recipe.eval_batch_size]
+    zeros = torch.zeros(len(xv), dtype=torch.long, device=dev)
+    evals = []
+    for _ in range(2):  # the first pass pays for warm-up
+        t0 = time.perf_counter()
+        evaluate(model, xv, zeros, recipe.eval_batch_size)
+        _sync(dev)
+        evals.append(time.perf_counter() - t0)
+    eval_s = evals[-1] / max(len(xv), 1)
+    return {"step_seconds": statistics.median(times[1:]), "eval_image_seconds": eval_s}
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
