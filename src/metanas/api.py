@@ -431,6 +431,7 @@ def import_source(
     from metanas.features.standin import standin_describer
     from metanas.kb import KnowledgeBase, kb_names
     from metanas.kb.sources import get_source
+    from metanas.kb.store import writer_lock
     from metanas.kb.sources import import_source as _import
     from metanas.paths import shared_datasets_dir
     from metanas.progress import Bars
@@ -453,7 +454,7 @@ def import_source(
                                   "(Tiny-ImageNet); no shared datasets folder found")
             standin = shared / "tiny-imagenet-200-64px.zip"
         describer = standin_describer(as_dataset(standin, progress=progress), seed=seed)
-    with KnowledgeBase(kb_path) as kb, Bars(progress) as bars:
+    with writer_lock(kb_path), KnowledgeBase(kb_path) as kb, Bars(progress) as bars:
         bar: list = []
 
         def tick(n: int, total: int) -> None:

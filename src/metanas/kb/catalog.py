@@ -16,12 +16,11 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from metanas.errors import KnowledgeBaseError, MetanasError
-from metanas.kb.store import KnowledgeBase
+from metanas.errors import KnowledgeBaseError
+from metanas.kb.store import KnowledgeBase, open_for_writing
 from metanas.paths import assets_dir, cache_dir
 
 __all__ = ["CATALOG_FORMAT", "catalog", "kb_names", "open_kb", "pack_kb", "resolve_kb"]
@@ -106,29 +105,12 @@ def open_kb(name_or_path: str | os.PathLike) -> KnowledgeBase:
     return KnowledgeBase(resolve_kb(name_or_path), readonly=True)
 
 
-@contextlib.contextmanager
-def writable_kb(path: str | os.PathLike) -> Iterator[KnowledgeBase]:
-    """Open (or create) a knowledge base file for writing. A file this call created is
-    deleted again when the work fails on a user error before any evaluation is stored, so a
-    bad option or input leaves no stray knowledge base behind."""
-    path = Path(path).expanduser()
-    created = not path.exists()
-    store = None
-    try:
-        store = KnowledgeBase(path)
-        yield store
-    except MetanasError:
-        keep = not created or (store is not None and store.counts()["evaluations"] > 0)
-        if store is not None:
-            store.close()
-        if not keep:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                with contextlib.suppress(OSError):
-                    path.with_name(path.name + suffix).unlink(missing_ok=True)
-        raise
-    finally:
-        if store is not None:
-            store.close()
+def writable_kb(path: str | os.PathLike) -> contextlib.AbstractContextManager[KnowledgeBase]:
+    """Open (or create) a knowledge base file for writing, holding its lock: a second writer
+    on the same file fails at once. A file this call created is removed again when the work
+    fails on a user error before any evaluation is stored, so a bad option or input leaves no
+    stray knowledge base behind (:func:`metanas.kb.store.open_for_writing`)."""
+    return open_for_writing(path)
 
 
 def pack_kb(db: Path, name: str, *, root: Path | None = None, description: str = "",

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import json
 import math
 import operator
@@ -45,6 +46,8 @@ __all__ = [
     "METRICS",
     "SCHEMA_VERSION",
     "KnowledgeBase",
+    "open_for_writing",
+    "writer_lock",
 ]
 
 #: Version of the on-disk schema this code writes and reads.
@@ -150,6 +153,11 @@ CREATE INDEX evaluations_recipe ON evaluations(recipe_id);
 """
 
 _REQUIRED_TABLES = ("meta", "tasks", "architectures", "recipes", "evaluations")
+
+#: Suffixes of the files SQLite keeps beside a database while it is open.
+_SIDECARS = ("-wal", "-shm", "-journal")
+#: Suffix of the lock file a writer holds beside the database (see :func:`writer_lock`).
+LOCK_SUFFIX = ".lock"
 
 _TASK_FIELDS = (
     "name",
@@ -313,13 +321,7 @@ class KnowledgeBase:
         if readonly and not self.path.exists():
             raise KnowledgeBaseError(f"knowledge base {self.path} does not exist")
         if not readonly:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise KnowledgeBaseError(
-                    f"cannot create knowledge base {self.path}: cannot create its folder "
-                    f"({exc.strerror or exc})"
-                ) from None
+            _make_folder(self.path)
         try:
             self._conn = self._connect()
             self._open_schema()
@@ -336,7 +338,14 @@ class KnowledgeBase:
 
     def _connect(self) -> sqlite3.Connection:
         if self.readonly:
+            # mode=ro writes nothing to a file in rollback mode. A file left in WAL mode (by an
+            # older metanas, or a writer that could not switch back) would get -wal and -shm
+            # files that a read-only connection cannot remove; when no writer is there (no
+            # sidecars, no lock) every committed page is in the file, and immutable=1 reads it
+            # without them.
             uri = self.path.resolve().as_uri() + "?mode=ro"
+            if _wal_at_rest(self.path):
+                uri += "&immutable=1"
             conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
         else:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -373,6 +382,9 @@ class KnowledgeBase:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":  # e.g. on a file system without shared memory
                 conn.execute("PRAGMA journal_mode = DELETE")
+            # a read makes the -wal and -shm files now: while they exist a reader knows a
+            # writer may be here and does not open the file immutable (_wal_at_rest)
+            conn.execute("SELECT COUNT(*) FROM meta").fetchone()
         conn.execute("PRAGMA foreign_keys = ON")
 
     def _is_blank(self) -> bool:
@@ -434,11 +446,17 @@ class KnowledgeBase:
         return {r["key"]: r["value"] for r in self.conn.execute("SELECT key, value FROM meta")}
 
     def close(self) -> None:
-        """Close the connection (idempotent). An open transaction is rolled back."""
+        """Close the connection (idempotent). An open transaction is rolled back, and a writer
+        puts the file back in rollback mode when no one else has it open, so it is one file at
+        rest (read-only opens then create no sidecar files)."""
         if self._conn is not None:
             try:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
+                if not self.readonly:  # busy (someone else has it open) or not a KB: leave it
+                    with contextlib.suppress(sqlite3.DatabaseError):
+                        self._conn.execute("PRAGMA busy_timeout = 0")
+                        self._conn.execute("PRAGMA journal_mode = DELETE")
             finally:
                 self._conn.close()
                 self._conn = None
@@ -970,3 +988,127 @@ class KnowledgeBase:
                 os.unlink(tmp)
             raise
         return n
+
+
+def _make_folder(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KnowledgeBaseError(
+            f"cannot create knowledge base {path}: cannot create its folder "
+            f"({exc.strerror or exc})"
+        ) from None
+
+
+def _sibling(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+def _wal_at_rest(path: Path) -> bool:
+    """A SQLite file whose header says WAL (bytes 18-19 are 2), with no sidecar files and no
+    writer's lock beside it: nothing newer than the file exists, so it may be read immutable."""
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(20)
+    except OSError:
+        return False
+    if len(header) < 20 or not header.startswith(b"SQLite format 3\0") or header[18:20] != b"\2\2":
+        return False
+    return not any(_sibling(path, s).exists() for s in (*_SIDECARS, LOCK_SUFFIX))
+
+
+@contextlib.contextmanager
+def writer_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold the exclusive lock of the knowledge base ``path`` (``flock`` on ``<path>.lock``,
+    not waiting): a second writer fails at once with a :class:`KnowledgeBaseError` naming the
+    file, instead of interleaving with (or deleting) the first one's work.
+
+    The lock file is removed on release; a writer that opened it just before is not fooled,
+    since it checks after locking that the file it holds is still the one at that path.
+    Readers take no lock. Without ``fcntl`` (Windows) there is no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    path = Path(path).expanduser()
+    _make_folder(path)
+    lock = _sibling(path, LOCK_SUFFIX)
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise KnowledgeBaseError(
+                f"cannot lock knowledge base {path}: cannot create {lock.name} "
+                f"({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise KnowledgeBaseError(
+                    f"knowledge base {path} is in use: another build holds its lock {lock.name}; "
+                    "wait for it to finish or use another file") from None
+            raise KnowledgeBaseError(
+                f"cannot lock knowledge base {path} ({exc.strerror or exc})") from None
+        try:
+            held = os.fstat(fd)
+            now = os.stat(lock)
+            if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the previous holder removed the file we locked: lock the new one
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def open_for_writing(path: str | os.PathLike) -> Iterator[KnowledgeBase]:
+    """Open (or create) the knowledge base ``path`` for writing, holding :func:`writer_lock`.
+
+    When the body fails on a user error (:class:`~metanas.errors.MetanasError`) and this call
+    created the file and nothing was stored in it, the file is removed again, so a bad option
+    leaves no stray file; a file that existed, holds evaluations or was replaced meanwhile is
+    never removed.
+    """
+    from metanas.errors import MetanasError
+
+    path = Path(path).expanduser()
+    with writer_lock(path):
+        created = not path.exists()
+        try:
+            store = KnowledgeBase(path)
+        except MetanasError:
+            if created and path.is_file() and path.stat().st_size == 0:
+                path.unlink()  # the blank file SQLite made before the error
+            raise
+        ours = os.stat(path)
+        try:
+            yield store
+        except MetanasError:
+            empty = store.counts()["evaluations"] == 0
+            store.close()
+            if created and empty:
+                _remove_if_same(path, ours)
+            raise
+        finally:
+            store.close()
+
+
+def _remove_if_same(path: Path, stat: os.stat_result) -> None:
+    """Remove ``path`` (and SQLite's sidecar files) if it is still the file ``stat`` saw."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return
+    if (now.st_dev, now.st_ino) != (stat.st_dev, stat.st_ino):
+        return
+    for suffix in ("", *_SIDECARS):
+        with contextlib.suppress(OSError):
+            _sibling(path, suffix).unlink(missing_ok=True)
