@@ -32,3 +32,24 @@ class CheckpointError(MetanasError):
 
 class ConfigError(MetanasError, ValueError):
     """An option value that is out of range or inconsistent with other options."""
+
+
+#: How much of a user's input an error message echoes (a 100 KB architecture string is not
+#: repeated whole).
+MAX_ECHO = 120
+
+
+def shorten(text: object, limit: int = MAX_ECHO) -> str:
+    """``repr`` of ``text`` cut to about ``limit`` characters, saying how long it was."""
+    shown = repr(text)
+    if len(shown) <= limit:
+        return shown
+    return f"{shown[:limit]}... ({len(str(text)):,} characters)"
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message, shortened: torch's and safetensors'
+    messages run to many lines, and a user error is one line."""
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    line = lines[0].strip()
+    return line if len(line) <= limit else line[:limit] + "..."

@@ -784,4 +784,26 @@ def kb_export(
 
 
 def main() -> None:
-    app()
+    """Run the CLI; a command line that does not parse (unknown option, a value of the wrong
+    type) is one line on stderr and exit code 2, like every other user error, not Typer's
+    usage box."""
+    # typer >= 0.2x carries its own copy of click; older ones use click itself
+    click = getattr(typer.core, "_click", None) or __import__("click")
+    try:
+        code = app(standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # bare `metanas` / `metanas kb`: help
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        where = f"{exc.ctx.command_path}: " if getattr(exc, "ctx", None) is not None else ""
+        message = " ".join(exc.format_message().split())
+        if len(message) > 300:
+            message = message[:300] + "..."
+        err.print(f"[bold red]error:[/] {escape(where + message)}", highlight=False,
+                  soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("interrupted")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+

@@ -13,6 +13,7 @@ import json
 import os
 import pickle
 import re
+import stat
 import zipfile
 import zlib
 from collections import Counter
@@ -253,7 +254,8 @@ def split_count(n: int, fraction: float) -> int:
 MAX_CLASSES = 100_000
 """Labels beyond this are refused before any per-class structure is allocated."""
 MAX_MEMBER_BYTES = 64 * 2**20
-"""An image file inside a zip may inflate to at most this (64 MiB)."""
+"""An image file inside a zip may inflate to at most this (64 MiB), and one in an ImageFolder
+directory may be at most this large."""
 MAX_ZIP_BYTES = 8 * 2**30
 """All members of a zip together may inflate to at most this (8 GiB)."""
 
@@ -478,15 +480,33 @@ def _valid_cached(arrays: dict[str, np.ndarray]) -> bool:
 
 
 def _list_directory(root: Path) -> list[str]:
-    """Relative posix paths of the image files under ``root`` (hidden entries skipped)."""
+    """Relative posix paths of the image files under ``root`` (hidden entries skipped).
+
+    Each is checked before anything reads it: a broken or looping symlink, a FIFO or device
+    (which would be read forever) or a file over the per-image limit is a one-line error."""
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         rel_dir = Path(dirpath).relative_to(root)
         for f in filenames:
             if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS:
-                out.append((rel_dir / f).as_posix())
+                rel = (rel_dir / f).as_posix()
+                _check_image_file(root, rel)
+                out.append(rel)
     return sorted(out)
+
+
+def _check_image_file(root: Path, rel: str) -> None:
+    try:
+        info = (root / rel).stat()
+    except OSError as exc:  # a broken symlink, a symlink loop, no permission
+        raise DatasetError(f"{root}: cannot read image {rel[:120]!r} "
+                           f"({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise DatasetError(f"{root}: image {rel[:120]!r} is not a regular file")
+    if info.st_size > MAX_MEMBER_BYTES:
+        raise DatasetError(f"{root}: image {rel[:120]!r} has {info.st_size:,} bytes; the limit "
+                           f"is {MAX_MEMBER_BYTES:,} per image")
 
 
 def _parse_layout(members: Sequence[str], where: str) -> list[_Entry]:

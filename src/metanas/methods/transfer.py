@@ -35,7 +35,8 @@ import torch
 
 from metanas.data import ImageDataset, load_dataset
 from metanas.data.locate import find_source
-from metanas.errors import CheckpointError, ConfigError, DatasetError, KnowledgeBaseError
+from metanas.errors import (CheckpointError, ConfigError, DatasetError, KnowledgeBaseError,
+                            first_line)
 from metanas.features.fisher import (
     EmbeddingCache,
     ProbeConfig,
@@ -45,7 +46,7 @@ from metanas.features.fisher import (
 )
 from metanas.kb.views import TARGET_METRICS, accuracy_table, top_architectures
 from metanas.methods.baselines import DEFAULT_EVALUATIONS, TrainingSearch
-from metanas.methods.checkpoints import read_checkpoint, write_checkpoint
+from metanas.methods.checkpoints import meta_json, read_checkpoint, write_checkpoint
 from metanas.methods.interface import (
     Budget,
     Candidate,
@@ -302,9 +303,12 @@ class TransferMethod(MetaLearnedMethod):
             tasks = [KBTask(**{**t, "cells": [tuple(c) for c in t["cells"]]})
                      for t in json.loads(meta["tasks"])]
             prior = [tuple(p) for p in json.loads(meta["prior"])]
-            info = json.loads(meta["info"])
-        except (KeyError, TypeError, json.JSONDecodeError, ConfigError) as exc:
-            raise CheckpointError(f"{path}: incompatible {cls.name} checkpoint ({exc})") from None
+            info = meta_json(path, meta, "info", cls.name)
+        except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+            if isinstance(exc, CheckpointError):
+                raise
+            raise CheckpointError(f"{path}: incompatible {cls.name} checkpoint "
+                                  f"({first_line(exc)})") from None
         sqrt_fisher = None
         if cls.needs_embeddings:
             if "sqrt_fisher" not in tensors:
@@ -313,7 +317,12 @@ class TransferMethod(MetaLearnedMethod):
                     f"{meta.get('method', '?')}); {cls.name} needs a checkpoint meta-trained "
                     "by fisher-nearest or nearest-best")
             sqrt_fisher = tensors["sqrt_fisher"].float().numpy()
-            net = probe_network(config.probe(), 2)
+            try:
+                with torch.device("meta"):  # its size only: no memory for a huge config
+                    net = probe_network(config.probe(), 2)
+            except (RuntimeError, ValueError, TypeError, OverflowError) as exc:
+                raise CheckpointError(f"{path}: incompatible {cls.name} checkpoint (its probe "
+                                      f"does not build: {first_line(exc)})") from None
             dim = sum(p.numel() for k, p in net.named_parameters()
                       if not k.startswith("classifier."))
             if sqrt_fisher.shape != (len(tasks), dim):

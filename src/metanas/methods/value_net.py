@@ -53,7 +53,8 @@ import torch
 from torch import nn
 
 from metanas.data import ImageDataset
-from metanas.errors import CheckpointError, ConfigError, DatasetError, KnowledgeBaseError
+from metanas.errors import (CheckpointError, ConfigError, DatasetError, KnowledgeBaseError,
+                            first_line)
 from metanas.features.metafeatures import FEATURE_NAMES, compute_meta_features, feature_vector
 from metanas.features.zero_cost import (
     ZeroCostConfig,
@@ -70,7 +71,8 @@ from metanas.kb.views import (
     heldout_accuracy,
     top_architectures,
 )
-from metanas.methods.checkpoints import read_checkpoint, write_checkpoint
+from metanas.methods.checkpoints import (check_shapes, meta_json, read_checkpoint,
+                                         write_checkpoint)
 from metanas.methods.interface import (
     Budget,
     Candidate,
@@ -628,29 +630,35 @@ class ValueNetMethod(MetaLearnedMethod):
         """Read a checkpoint; the network is small, so it always runs on the CPU."""
         path = Path(path)
         tensors, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "value-net")
+        what = "value-net"
+        info = meta_json(path, meta, "info", what, default={})
         try:
-            config = ValueNetConfig(**json.loads(meta["config"]))
-            info = json.loads(meta.get("info", "{}"))
-            if info.get("feature_names", list(FEATURE_NAMES)) != list(FEATURE_NAMES):
-                raise CheckpointError(f"{path} was trained on other meta-features")
-            fidelity_names = info.get("fidelity_names") or []
-            if fidelity_names and fidelity_names != list(FIDELITY_NAMES):
-                raise CheckpointError(f"{path} was trained on other fidelity inputs")
-            if int(meta["n_features"]) != len(FEATURE_NAMES) + len(fidelity_names):
-                raise CheckpointError(f"{path}: n_features {meta['n_features']} does not match "
-                                      f"its {len(FEATURE_NAMES) + len(fidelity_names)} inputs")
-            net = ValueNetwork(int(meta["n_features"]), config.hidden, config.embed,
-                               config.dropout)
-            net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-        except (KeyError, TypeError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
+            config = ValueNetConfig(**meta_json(path, meta, "config", what))
+            n_inputs = int(meta["n_features"])
+        except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, CheckpointError):
                 raise
-            raise CheckpointError(f"{path}: incompatible value-net checkpoint ({exc})") from None
+            raise CheckpointError(f"{path}: incompatible value-net checkpoint "
+                                  f"({first_line(exc)})") from None
+        if info.get("feature_names", list(FEATURE_NAMES)) != list(FEATURE_NAMES):
+            raise CheckpointError(f"{path} was trained on other meta-features")
+        fidelity_names = info.get("fidelity_names") or []
+        if fidelity_names and fidelity_names != list(FIDELITY_NAMES):
+            raise CheckpointError(f"{path} was trained on other fidelity inputs")
+        if n_inputs != len(FEATURE_NAMES) + len(fidelity_names):
+            raise CheckpointError(f"{path}: n_features {meta['n_features'][:20]} does not "
+                                  f"match its {len(FEATURE_NAMES) + len(fidelity_names)} inputs")
+
+        def build() -> ValueNetwork:
+            return ValueNetwork(n_inputs, config.hidden, config.embed, config.dropout)
+
+        check_shapes(path, what, build, tensors, prefix="net.")
+        net = build()
+        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         try:
-            stats = {k: tensors[f"feature_{k}"].numpy() for k in ("mean", "std", "mask")}
+            stats = {k: tensors[f"feature_{k}"].float().numpy() for k in ("mean", "std", "mask")}
         except KeyError as exc:
             raise CheckpointError(f"{path}: incompatible value-net checkpoint (no {exc})") from None
-        n_inputs = int(meta["n_features"])
         if any(v.shape != (n_inputs,) for v in stats.values()):
             raise CheckpointError(f"{path}: feature statistics do not have {n_inputs} entries")
         if not (np.isfinite(stats["mean"]).all() and np.isfinite(stats["std"]).all()

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from metanas.errors import CheckpointError, ConfigError, MetanasError
+from metanas.errors import CheckpointError, ConfigError, MetanasError, first_line
 from metanas.methods.base.config import BASEConfig
-from metanas.methods.checkpoints import read_checkpoint, write_checkpoint
+from metanas.methods.checkpoints import check_shapes, meta_json, read_checkpoint, write_checkpoint
 from metanas.supernet import Supernet, build_supernet
 from metanas.version import __version__
 
@@ -46,23 +46,23 @@ def load_checkpoint(path: str | Path,
     """(supernet, config, info); CheckpointError for anything that is not a BASE checkpoint."""
     path = Path(path)
     tensors, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "base")
+    info = meta_json(path, meta, "info", "base", default={})
+    supernet = meta_json(path, meta, "supernet", "base")
     try:
-        config = BASEConfig.from_options(json.loads(meta["config"]))
-        info = json.loads(meta.get("info", "{}"))
-        net = build_supernet(json.loads(meta["supernet"]))
-    except (KeyError, TypeError, json.JSONDecodeError, MetanasError) as exc:
-        raise CheckpointError(f"{path}: incompatible base checkpoint ({exc})") from None
-    state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
-    own = net.meta_state()
-    if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
-        missing = sorted(set(own) - set(state))[:3]
-        extra = sorted(set(state) - set(own))[:3]
-        raise CheckpointError(f"{path}: tensors do not match its supernet config "
-                              f"(missing {missing}, unexpected {extra}, or shapes differ)")
-    net.load_meta_state(state)
+        config = BASEConfig.from_options(meta_json(path, meta, "config", "base"))
+    except (TypeError, ValueError, MetanasError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: incompatible base checkpoint ({first_line(exc)})"
+                              ) from None
+    check_shapes(path, "base supernet", lambda: build_supernet(supernet), tensors, "net.",
+                 state=lambda m: m.meta_state())
+    net = build_supernet(supernet)
+    net.load_meta_state({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
     if "classifier.weight" in tensors:
         weight, bias = tensors["classifier.weight"], tensors.get("classifier.bias")
-        if bias is None or weight.shape[1] != net.c_out:
+        if (weight.ndim != 2 or bias is None or weight.shape[1] != net.c_out
+                or tuple(bias.shape) != (weight.shape[0],)):
             raise CheckpointError(f"{path}: classifier does not fit the supernet")
         net.reset_classifier(weight.shape[0])
         net.classifier.load_state_dict({"weight": weight, "bias": bias})

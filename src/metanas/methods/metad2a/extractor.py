@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metanas.errors import CheckpointError, ConfigError
-from metanas.methods.checkpoints import read_checkpoint, write_checkpoint
+from metanas.errors import CheckpointError, ConfigError, first_line
+from metanas.methods.checkpoints import (check_shapes, meta_json, read_checkpoint,
+                                         write_checkpoint)
 from metanas.paths import assets_dir
 from metanas.version import __version__
 
@@ -205,7 +206,11 @@ def extractor_tensors(model: SmallResNet, prefix: str = "") -> dict[str, torch.T
 
 
 def extractor_from_tensors(tensors: dict[str, torch.Tensor], config: ExtractorConfig,
-                           prefix: str = "") -> SmallResNet:
+                           prefix: str = "", path: Path | None = None) -> SmallResNet:
+    """The extractor of ``config`` holding ``tensors``; with ``path`` (a checkpoint being
+    read) their names and shapes are checked against the config before it is built."""
+    if path is not None:
+        check_shapes(path, "MetaD2A extractor", lambda: SmallResNet(config), tensors, prefix)
     model = SmallResNet(config)
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     ref = model.state_dict()
@@ -224,12 +229,14 @@ def load_extractor(path: str | Path | None = None) -> SmallResNet:
     """The shipped extractor (default) or one written by :func:`save_extractor`."""
     path = Path(path) if path is not None else assets_dir() / EXTRACTOR_ASSET
     tensors, meta = read_checkpoint(path, EXTRACTOR_FORMAT, "MetaD2A feature extractor")
+    what = "MetaD2A extractor"
+    info = meta_json(path, meta, "info", what, default={})
     try:
-        config = ExtractorConfig(**json.loads(meta["config"]))
-        model = extractor_from_tensors(tensors, config)
-    except (KeyError, TypeError, RuntimeError, ConfigError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: incompatible MetaD2A extractor ({exc})") from None
-    model.info = json.loads(meta.get("info", "{}"))
+        config = ExtractorConfig(**meta_json(path, meta, "config", what))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: incompatible {what} ({first_line(exc)})") from None
+    model = extractor_from_tensors(tensors, config, path=path)
+    model.info = info
     return model
 
 

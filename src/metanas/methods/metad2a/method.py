@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from metanas.data import ImageDataset
-from metanas.errors import CheckpointError
-from metanas.methods.checkpoints import read_checkpoint, write_checkpoint
+from metanas.errors import CheckpointError, first_line
+from metanas.methods.checkpoints import (check_shapes, meta_json, read_checkpoint,
+                                         write_checkpoint)
 from metanas.methods.interface import (
     Budget,
     Candidate,
@@ -273,28 +274,34 @@ class MetaD2AMethod(MetaLearnedMethod):
         meta-trained with a custom feature extractor needs that ``extractor`` again."""
         path = Path(path)
         tensors, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "MetaD2A")
+        what = "MetaD2A"
+        info = meta_json(path, meta, "info", what, default={})
+        ext_meta = meta_json(path, meta, "extractor", what)
         try:
-            config = MetaD2AConfig(**json.loads(meta["config"]))
-            info = json.loads(meta.get("info", "{}"))
+            config = MetaD2AConfig(**meta_json(path, meta, "config", what))
             dim = int(meta["feature_dim"])
-            ext_meta = json.loads(meta["extractor"])
-            generator = new_generator(dim, config)
-            generator.load_state_dict(_strip(tensors, "generator."))
-            predictor = new_predictor(dim, config)
-            predictor.load_state_dict(_strip(tensors, "predictor."))
-            if extractor is not None:
-                ext = as_extractor(extractor)
-            elif ext_meta["kind"] == "builtin":
-                module = extractor_from_tensors(tensors, ExtractorConfig(**ext_meta["config"]),
-                                                "extractor.")
-                ext = builtin_extractor(module)
-            else:
-                raise CheckpointError(
-                    f"{path} was meta-trained with a custom feature extractor "
-                    f"({ext_meta.get('name')!r}, {ext_meta.get('dim')}-d); pass it again: "
-                    f"MetaD2AMethod.load(path, extractor=...)")
-        except (KeyError, TypeError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{path}: incompatible MetaD2A checkpoint ({exc})") from None
+            ext_config = (ExtractorConfig(**ext_meta["config"])
+                          if extractor is None and ext_meta.get("kind") == "builtin" else None)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: incompatible MetaD2A checkpoint "
+                                  f"({first_line(exc)})") from None
+        parts = {"generator.": lambda: new_generator(dim, config),
+                 "predictor.": lambda: new_predictor(dim, config)}
+        for prefix, build in parts.items():
+            check_shapes(path, what, build, tensors, prefix)
+        generator, predictor = (build() for build in parts.values())
+        generator.load_state_dict(_strip(tensors, "generator."))
+        predictor.load_state_dict(_strip(tensors, "predictor."))
+        if extractor is not None:
+            ext = as_extractor(extractor)
+        elif ext_config is not None:
+            ext = builtin_extractor(extractor_from_tensors(tensors, ext_config, "extractor.",
+                                                           path=path))
+        else:
+            raise CheckpointError(
+                f"{path} was meta-trained with a custom feature extractor "
+                f"({str(ext_meta.get('name'))[:40]!r}, {str(ext_meta.get('dim'))[:20]}-d); "
+                "pass it again: MetaD2AMethod.load(path, extractor=...)")
         if ext.dim != dim:
             raise CheckpointError(f"{path} expects {dim}-d image features; the extractor "
                                   f"gives {ext.dim}-d")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metanas.errors import ArchitectureError
+from metanas.errors import ArchitectureError, shorten
 
 OPS: tuple[str, ...] = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3",
                         "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
@@ -53,14 +53,14 @@ def _check_cell(pairs: Sequence, which: str) -> tuple[Pair, ...]:
         try:
             op, src = pair
         except (TypeError, ValueError):
-            raise ArchitectureError(f"{which} pair {k} must be (op, input), got {pair!r}") from None
+            raise ArchitectureError(f"{which} pair {k} must be (op, input), got {shorten(pair, 60)}") from None
         if op not in CELL_OPS:
-            raise ArchitectureError(f"unknown op {op!r} in the {which} cell; valid ops: "
+            raise ArchitectureError(f"unknown op {shorten(op, 40)} in the {which} cell; valid ops: "
                                     f"{', '.join(CELL_OPS)}")
         node = k // 2
         if isinstance(src, bool) or not isinstance(src, (int, np.integer)) \
                 or not 0 <= src < node + 2:
-            raise ArchitectureError(f"{which} pair {k} ({op!r}, {src!r}): node {node + 2} "
+            raise ArchitectureError(f"{which} pair {k} ({shorten(op, 40)}, {shorten(src, 20)}): node {node + 2} "
                                     f"takes inputs 0..{node + 1}")
         out.append((str(op), int(src)))
     return tuple(out)
@@ -101,12 +101,12 @@ class DartsGenotype:
         try:
             tree = ast.parse(text.strip(), mode="eval").body
         except SyntaxError:
-            raise ArchitectureError(f"not a DARTS genotype (syntax error): {text!r}") from None
+            raise ArchitectureError(f"not a DARTS genotype (syntax error): {shorten(text)}") from None
         if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name)
                 and tree.func.id == "Genotype" and not tree.args):
             raise ArchitectureError("a DARTS genotype looks like Genotype(normal=[...], "
                                     f"normal_concat=[2, 3, 4, 5], reduce=[...], "
-                                    f"reduce_concat=[2, 3, 4, 5]); got {text!r}")
+                                    f"reduce_concat=[2, 3, 4, 5]); got {shorten(text)}")
         fields = {kw.arg: kw.value for kw in tree.keywords}
         missing = sorted({"normal", "reduce"} - set(fields))
         unknown = sorted(set(fields) - {"normal", "reduce", "normal_concat", "reduce_concat"})

@@ -19,7 +19,7 @@ from functools import cached_property
 
 import numpy as np
 
-from metanas.errors import ArchitectureError
+from metanas.errors import ArchitectureError, shorten
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 """Op names in NB201's order; an op's index is its position here."""
@@ -73,28 +73,28 @@ class NB201Arch:
             )
         nodes = text.strip().split("+")
         if len(nodes) != NUM_NODES - 1:
-            raise ArchitectureError(f"invalid NB201 architecture {text!r}: {FORMAT_HELP}")
+            raise ArchitectureError(f"invalid NB201 architecture {shorten(text)}: {FORMAT_HELP}")
         ops: list[int] = []
         for to, node in enumerate(nodes, start=1):
             node = node.strip()
             if not (node.startswith("|") and node.endswith("|")):
-                raise ArchitectureError(f"invalid NB201 architecture {text!r}: {FORMAT_HELP}")
+                raise ArchitectureError(f"invalid NB201 architecture {shorten(text)}: {FORMAT_HELP}")
             items = node[1:-1].split("|")
             if len(items) != to:
                 raise ArchitectureError(
-                    f"invalid NB201 architecture {text!r}: node {to} needs {to} inputs, "
+                    f"invalid NB201 architecture {shorten(text)}: node {to} needs {to} inputs, "
                     f"got {len(items)}; {FORMAT_HELP}"
                 )
             for src, item in enumerate(items):
                 name, sep, idx = item.partition("~")
                 if not sep or idx != str(src):
                     raise ArchitectureError(
-                        f"invalid NB201 architecture {text!r}: '{item}' should be 'op~{src}'; "
+                        f"invalid NB201 architecture {shorten(text)}: {shorten(item, 40)} should be 'op~{src}'; "
                         f"{FORMAT_HELP}"
                     )
                 if name not in OPS:
                     raise ArchitectureError(
-                        f"unknown op '{name}' in {text!r}; valid ops: {', '.join(OPS)}; "
+                        f"unknown op {shorten(name, 40)} in {shorten(text)}; valid ops: {', '.join(OPS)}; "
                         f"{FORMAT_HELP}"
                     )
                 ops.append(OPS.index(name))
