@@ -5,6 +5,7 @@ from a declared size before it was checked)."""
 
 from __future__ import annotations
 
+import os
 import resource
 
 import pytest
@@ -16,7 +17,8 @@ from metanas.errors import MetanasError
 MAX_EXTRA_RSS_MB = 300
 
 #: One profile for every fuzz test: seeded, few examples, no deadline (CI machines are slow).
-FUZZ = settings(derandomize=True, database=None, deadline=None, max_examples=30,
+FUZZ = settings(derandomize=True, database=None, deadline=None,
+                max_examples=int(os.environ.get("METANAS_FUZZ_EXAMPLES", "30")),
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])
 

@@ -79,7 +79,7 @@ def mutation(draw, name, tensors, meta):
             key = draw(st.sampled_from(sorted(tensors)))
             if what == "drop-tensor":
                 tensors.pop(key)
-            elif what == "nan" and tensors[key].is_floating_point():
+            elif what == "nan" and tensors[key].is_floating_point() and tensors[key].numel():
                 tensors[key] = tensors[key].clone().flatten().index_fill(0, torch.tensor([0]),
                                                                       float("nan")).reshape(
                     tensors[key].shape)

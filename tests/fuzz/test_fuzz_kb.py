@@ -34,6 +34,14 @@ def good(tmp_path_factory):
                 a = kb.add_architecture(A)
                 kb.add_evaluation(t, a, recipe="r", recipe_hash="h", seed=seed,
                                   metrics={"val_acc": 0.5, "test_acc": 0.4}, extra={"n": 1})
+    conn = sqlite3.connect(path)  # the same bytes every run, so a damage offset means the same
+    for table in ("meta", "tasks", "recipes", "evaluations"):
+        column = "value" if table == "meta" else "created_at"
+        where = " WHERE key = 'created_at'" if table == "meta" else ""
+        conn.execute(f"UPDATE {table} SET {column} = '2026-01-01T00:00:00+00:00'{where}")
+    conn.commit()
+    conn.execute("VACUUM")
+    conn.close()
     return path
 
 
