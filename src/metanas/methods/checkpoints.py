@@ -119,7 +119,8 @@ def check_shapes(path: Path, what: str, build: Callable[[], torch.nn.Module],
         else:
             detail = f"unexpected tensor {prefix}{unexpected[0]}"
         more = len(missing) + len(unexpected) + len(wrong) - 1
-        raise CheckpointError(f"{path}: tensors do not match its {what} config ({detail}"
+        raise CheckpointError(f"{path}: incompatible {what} checkpoint, its tensors do not "
+                              f"match its config ({detail}"
                               + (f"; {more} more" if more else "") + ")")
     for k, v in tensors.items():
         if k.startswith(prefix) and v.is_floating_point() and not torch.isfinite(v).all():
