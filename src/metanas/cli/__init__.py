@@ -806,4 +806,3 @@ def main() -> None:
         err.print("interrupted")
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
-
