@@ -431,8 +431,8 @@ def import_source(
     from metanas.features.standin import standin_describer
     from metanas.kb import KnowledgeBase, kb_names
     from metanas.kb.sources import get_source
-    from metanas.kb.store import writer_lock
     from metanas.kb.sources import import_source as _import
+    from metanas.kb.store import writer_lock
     from metanas.paths import shared_datasets_dir
     from metanas.progress import Bars
 

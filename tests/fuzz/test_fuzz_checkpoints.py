@@ -44,9 +44,7 @@ def _leaves(value, path=()):
     if isinstance(value, dict):
         for k, v in value.items():
             yield from _leaves(v, (*path, k))
-    elif isinstance(value, list) and value and not isinstance(value[0], (dict, list)):
-        yield path
-    elif not isinstance(value, list):
+    elif isinstance(value, list) and value and not isinstance(value[0], (dict, list)) or not isinstance(value, list):
         yield path
 
 

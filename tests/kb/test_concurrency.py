@@ -32,9 +32,9 @@ def test_second_writer_fails_at_once_and_the_lock_file_goes_with_the_first(tmp_p
     db = tmp_path / "kb.db"
     with writer_lock(db):
         start = time.perf_counter()
-        with pytest.raises(KnowledgeBaseError, match=r"kb\.db is in use: another build holds"):
-            with writer_lock(db):
-                pass
+        with pytest.raises(KnowledgeBaseError, match=r"kb\.db is in use: another build holds"), \
+                writer_lock(db):
+            pass
         assert time.perf_counter() - start < 1
     assert not (tmp_path / "kb.db.lock").exists()
     with writer_lock(db):  # free again
@@ -75,9 +75,8 @@ def test_a_failing_build_does_not_delete_a_file_another_build_uses(tmp_path):
             _fill(kb, A2)
 
     def bad():  # a build with a bad option on the same file
-        with pytest.raises(KnowledgeBaseError, match="in use"):
-            with open_for_writing(db):
-                raise ConfigError("--n-way 11 is not possible")
+        with pytest.raises(KnowledgeBaseError, match="in use"), open_for_writing(db):
+            raise ConfigError("--n-way 11 is not possible")
 
     assert _race(good, bad) == []
     with KnowledgeBase(db, readonly=True) as kb:
@@ -90,16 +89,14 @@ def test_a_failing_first_build_removes_only_its_own_empty_file(tmp_path):
     db = tmp_path / "kb.db"
 
     def bad(ready, done):
-        with pytest.raises(ConfigError):
-            with open_for_writing(db):
-                ready.set()
-                done.wait(10)
-                raise ConfigError("--n-way 11 is not possible")
+        with pytest.raises(ConfigError), open_for_writing(db):
+            ready.set()
+            done.wait(10)
+            raise ConfigError("--n-way 11 is not possible")
 
     def good():  # refused while the failing build holds it, so it cannot lose its rows
-        with pytest.raises(KnowledgeBaseError, match="in use"):
-            with open_for_writing(db) as kb:
-                _fill(kb)
+        with pytest.raises(KnowledgeBaseError, match="in use"), open_for_writing(db) as kb:
+            _fill(kb)
 
     assert _race(bad, good) == []
     assert os.listdir(tmp_path) == []

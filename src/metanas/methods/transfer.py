@@ -35,8 +35,13 @@ import torch
 
 from metanas.data import ImageDataset, load_dataset
 from metanas.data.locate import find_source
-from metanas.errors import (CheckpointError, ConfigError, DatasetError, KnowledgeBaseError,
-                            first_line)
+from metanas.errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    KnowledgeBaseError,
+    first_line,
+)
 from metanas.features.fisher import (
     EmbeddingCache,
     ProbeConfig,

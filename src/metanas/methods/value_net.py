@@ -53,8 +53,13 @@ import torch
 from torch import nn
 
 from metanas.data import ImageDataset
-from metanas.errors import (CheckpointError, ConfigError, DatasetError, KnowledgeBaseError,
-                            first_line)
+from metanas.errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    KnowledgeBaseError,
+    first_line,
+)
 from metanas.features.metafeatures import FEATURE_NAMES, compute_meta_features, feature_vector
 from metanas.features.zero_cost import (
     ZeroCostConfig,
@@ -71,8 +76,7 @@ from metanas.kb.views import (
     heldout_accuracy,
     top_architectures,
 )
-from metanas.methods.checkpoints import (check_shapes, meta_json, read_checkpoint,
-                                         write_checkpoint)
+from metanas.methods.checkpoints import check_shapes, meta_json, read_checkpoint, write_checkpoint
 from metanas.methods.interface import (
     Budget,
     Candidate,

@@ -25,8 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from metanas.errors import CheckpointError, ConfigError, first_line
-from metanas.methods.checkpoints import (check_shapes, meta_json, read_checkpoint,
-                                         write_checkpoint)
+from metanas.methods.checkpoints import check_shapes, meta_json, read_checkpoint, write_checkpoint
 from metanas.paths import assets_dir
 from metanas.version import __version__
 

@@ -21,8 +21,7 @@ import torch
 
 from metanas.data import ImageDataset
 from metanas.errors import CheckpointError, first_line
-from metanas.methods.checkpoints import (check_shapes, meta_json, read_checkpoint,
-                                         write_checkpoint)
+from metanas.methods.checkpoints import check_shapes, meta_json, read_checkpoint, write_checkpoint
 from metanas.methods.interface import (
     Budget,
     Candidate,
