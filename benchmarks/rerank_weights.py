@@ -39,8 +39,8 @@ from metanas.methods.validation import task_folds
 from metanas.methods.value_net import (
     ValueNetConfig,
     ValueNetMethod,
-    _subset,
     load_training_data,
+    task_subset,
 )
 from metanas.paths import shared_datasets_dir
 from metanas.progress import Bars
@@ -55,7 +55,7 @@ def cross_fitted_scores(data, config: ValueNetConfig, folds: int) -> np.ndarray:
     """Each row's value-network score from a network trained without its task."""
     scores = np.full(len(data.target), np.nan)
     for held, train in task_folds(len(data.task_keys), folds, config.seed):
-        model = ValueNetMethod.fit(_subset(data, train), config)
+        model = ValueNetMethod.fit(task_subset(data, train), config)
         for t in held:
             rows = np.flatnonzero(data.task_index == t)
             archs = [NB201Arch.from_probabilities(a) for a in data.archs[rows]]
