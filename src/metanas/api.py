@@ -94,7 +94,8 @@ def search(
 ) -> SearchResult:
     """Rank NB201 cells for ``dataset``; with ``train=True`` also train the top pick: with
     ``recipe``, or with ``train_budget`` seconds through :func:`fit` (``save_to``: the model
-    file, as ``fit(out=)``).
+    file, as ``fit(out=)``). BASE's ``options={"inherit": True}``: that training starts from
+    the adapted supernet's weights (``result.inherited``, see :func:`check_inherit`).
 
     ``search_seconds`` is the wall time from the loaded model to the ranking, task encoding
     included (dataset loading and checkpoint loading excluded). The trained pick, if any, is
@@ -109,6 +110,7 @@ def search(
     if train_budget is not None:
         check_budget(train_budget, "--train-budget")
         check_model_path(save_to, "--save-model")
+    check_inherit(method if isinstance(method, str) else method.name, options)
     data = as_dataset(dataset, seed=seed, progress=progress)
     runner = method if isinstance(method, SearchMethod) else load_method(
         method, checkpoint=checkpoint, recipe=recipe, device=device
@@ -118,12 +120,52 @@ def search(
     if train and train_budget is not None:
         result.details["trained"] = fit(data, result.architecture, budget=train_budget,
                                         seed=seed, out=save_to, device=device,
-                                        progress=progress).to_dict()
+                                        progress=progress,
+                                        init_model=result.inherited).to_dict()
     elif train:  # the ``train`` argument shadows the function of that name here
         trained = _train(data, result.architecture, recipe=recipe, seed=seed, device=device,
-                         progress=progress, save_to=save_to)
+                         progress=progress, save_to=save_to, init_model=result.inherited)
         result.details["trained"] = trained.to_dict()
     return result
+
+
+def check_inherit(method: str, options: dict[str, Any] | None, *,
+                  train: bool | None = None) -> bool:
+    """Whether ``options`` ask for ``inherit=true``; a one-line error where it cannot apply:
+    a method other than ``base`` (only BASE adapts a supernet whose weights a network can
+    inherit) or, with ``train=False`` (the CLI's ``--train`` not given), no final training.
+    The checkpoint's space, ``mode=prior`` and ``subset_classes`` are checked by the method.
+
+    How inheriting meets final training: the network is the one the adapted supernet
+    computes for the pick, at the supernet's C and N (not the probe's or the recipe's), its
+    input head for the task resolution as the stem (so training runs at that resolution),
+    its classifier for the dataset's classes; a budgeted :func:`fit` plans only batch size
+    and epochs, a recipe keeps everything but C, N and the resolution."""
+    if (options or {}).get("inherit") is not True:
+        return False  # absent, false, or a value the method's options will refuse
+    if method != "base":
+        why = ("it derives without adaptation" if method == "base-prior"
+               else "it adapts no supernet")
+        raise ConfigError(f"inherit=true applies to method base (training starts from its "
+                          f"adapted supernet's weights), not {method}: {why}")
+    if train is False:
+        raise ConfigError("--set inherit=true needs --train (it sets where the final "
+                          "training starts)")
+    return True
+
+
+def _inherit_resolution(init_model, resolution: int | None) -> int | None:
+    """The side an inherited network trains at (its stem is the head for it); a different
+    explicit ``resolution`` is a one-line error."""
+    if init_model is None:
+        return resolution
+    side = int(getattr(init_model, "config", {}).get("resolution", 0)) or None
+    if side is None:
+        return resolution
+    if resolution is not None and resolution != side:
+        raise ConfigError(f"the initial network's stem is the head for {side} px; it cannot "
+                          f"train at resolution {resolution}")
+    return side
 
 
 def train(
@@ -138,10 +180,13 @@ def train(
     progress: bool = False,
     return_model: bool = False,
     save_to: str | Path | None = None,
+    init_model=None,
 ):
     """Train one architecture on a dataset (validation carved from its train split); with
     ``save_to`` also write the trained network as a self-contained model file
-    (:func:`load_model` reads it back)."""
+    (:func:`load_model` reads it back). ``init_model`` (an ``NB201Network`` of ``arch``,
+    e.g. ``search(...).inherited``): start from its weights; the recipe then takes its C, N
+    and its resolution."""
     from metanas.tasks import make_task
     from metanas.training import get_recipe, train_architecture
 
@@ -150,11 +195,16 @@ def train(
     arch = parse(arch)
     data = as_dataset(dataset, seed=seed, progress=progress)
     rec = get_recipe(recipe)
+    resolution = _inherit_resolution(init_model, resolution)
+    if init_model is not None:
+        size = {"C": init_model.config["C"], "N": init_model.config["N"], "resolution": None}
+        rec = rec.with_overrides(**{k: v for k, v in size.items() if getattr(rec, k) != v})
     res = resolution if resolution is not None else (
         rec.resolution or proxy_resolution(max(data.image_size)))
     task = make_task(data, resolution=res, max_train_per_class=max_train_per_class, seed=seed)
     result, model = train_architecture(arch, task, rec, seed=seed, device=device,
-                                       progress=progress, return_model=True)
+                                       progress=progress, return_model=True,
+                                       init_model=init_model)
     if save_to is not None:
         from metanas.training.saved import save_model
 
@@ -279,6 +329,7 @@ def fit(
     val_fraction: float = 0.1,
     recipe: str | dict[str, Any] | Any | None = None,
     progress: bool = False,
+    init_model=None,
     **plan_options: Any,
 ) -> FitResult:
     """Train ``arch`` on all labelled images of ``dataset`` within ``budget`` wall seconds.
@@ -291,6 +342,11 @@ def fit(
     model file (its folder must exist); curves go to ``OUT.curves.json`` / ``.png`` beside it
     (or beside ``curves``). ``plan_options``: ``sizes``, ``min_epochs``, ``max_epochs``.
     The clock starts here: data loading counts against the budget.
+
+    ``init_model`` (an ``NB201Network`` of ``arch``, e.g. BASE's ``search(...).inherited``):
+    training starts from its weights, so its C and N are kept (the probe plans batch size
+    and epochs only) and it trains at its resolution; its initial weights are validated
+    first and stay the model if no epoch beats them.
     """
     from metanas.tasks import make_task
     from metanas.training import get_recipe, resolve_device
@@ -314,6 +370,7 @@ def fit(
     if unknown:
         raise ConfigError(f"fit has no option(s) {', '.join(sorted(unknown))}")
     _use_free_cores()
+    resolution = _inherit_resolution(init_model, resolution)
     data = as_dataset(dataset, seed=seed, progress=progress)
     side = resolution or min(max(max(data.image_size), FIT_SIDES[0]), FIT_SIDES[1])
     task = make_task(data, resolution=side, max_train_per_class=max_train_per_class,
@@ -329,13 +386,16 @@ def fit(
         augment = augment_for(task.channels, flip)
     result, model, plan = fit_architecture(arch, task, budget, start=start, seed=seed,
                                            device=device, flip=flip, recipe=recipe,
-                                           progress=progress, **plan_options)
+                                           progress=progress, init_model=init_model,
+                                           **plan_options)
     rec = recipe if recipe is not None else plan.recipe
     metrics = {k: v for k, v in result.to_dict().items() if k != "curve"}
     summary = curve_summary(result)
     training = {"recipe": recipe_summary(rec), "augment": augment, "budget": budget,
                 "plan": plan.to_dict() if plan else None, "curve": summary,
                 "task": task.describe()}
+    if init_model is not None:
+        training["init"] = {"inherited": True, "val_acc": result.init_val_acc}
     files: dict[str, str] = {}
     if out is not None:
         save_model(out, model, task, recipe=rec.name,
@@ -689,7 +749,7 @@ def kb_build(
 
 __all__ = [
     "METHODS", "Budget", "FitResult", "SearchResult", "TrainResult", "as_dataset", "bench",
-    "check_budget", "check_model_path", "check_output", "check_search", "write_json",
+    "check_budget", "check_inherit", "check_model_path", "check_output", "check_search", "write_json",
     "datasets", "default_checkpoint", "fit", "import_source", "kb_build", "kb_export",
     "kb_import_table", "kb_list", "kb_stats", "method_options", "methods", "load_model",
     "predict", "export_model",

@@ -219,6 +219,7 @@ def search(
     # a bad --method, --recipe, --device or --checkpoint fails now, not after the search
     api.check_search(method, checkpoint=checkpoint, recipe=recipe, device=device)
     options = {**_key_values(option or [], "--set"), **_given(mode=mode, adapt_steps=adapt_steps)}
+    api.check_inherit(method, options, train=train)
     data = api.as_dataset(dataset, seed=seed, progress=True)
     result = api.search(
         data, method=method, top=top, seed=seed, budget=_budget(budget_evals, budget),
@@ -230,12 +231,14 @@ def search(
     out.print(f"search: {result.search_seconds:.2f} s", highlight=False)
     if train and train_budget is not None:
         fitted = api.fit(data, result.architecture, budget=train_budget, seed=seed,
-                         out=save_model, curves=json_out, device=device, progress=True)
+                         out=save_model, curves=json_out, device=device, progress=True,
+                         init_model=result.inherited)
         payload["trained"] = fitted.to_dict()
         _print_fit(fitted)
     elif train:
         trained = api.train(data, result.architecture, recipe=recipe, seed=seed,
-                            device=device, progress=True, save_to=save_model)
+                            device=device, progress=True, save_to=save_model,
+                            init_model=result.inherited)
         payload["trained"] = trained.to_dict()
         t = payload["trained"]
         out.print(f"trained top pick ({t['recipe']}, seed {seed}): test accuracy "
@@ -360,6 +363,10 @@ def _print_fit(result) -> None:
               f"{r['batch_size']}, {r['augment']}; best val {result.val_acc:.4f} at epoch "
               f"{s['best_epoch']}, test accuracy {result.test_acc:.4f}",
               highlight=False, markup=False)
+    if result.metrics.get("init_val_acc") is not None:
+        out.print(f"started from the adapted supernet's weights (inherit): val "
+                  f"{result.metrics['init_val_acc']:.4f} before the first step",
+                  highlight=False, markup=False)
     for name, path in result.files.items():
         out.print(f"{name}: {path}", highlight=False, markup=False)
 

@@ -84,6 +84,10 @@ class SearchResult:
     space: str = "nb201"
     timings: dict[str, float] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    inherited: Any = field(default=None, repr=False, compare=False)
+    """A network of the top pick with weights to start its final training from (BASE with
+    ``inherit=true``: an ``NB201Network`` cut out of the adapted supernet), else None. Not
+    part of :meth:`to_dict`."""
 
     @property
     def architecture(self) -> str:

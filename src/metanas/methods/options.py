@@ -188,11 +188,16 @@ class BASEOptions(SearchOptions):
     prior_exclude: str = option("", "published sources left out of the prior (comma list)")
     prior_kb: str = option("default", "knowledge base the prior comes from")
     warmup: int = option(50, "steps that move only the weights before the logits", min=0)
+    inherit: bool = option(False, "with --train: start the pick's final training from the "
+                           "adapted supernet's weights (at its C and N)")
 
     def __post_init__(self) -> None:
         if self.mode == "prior" and self.adapt_steps is not None:
             raise ConfigError("base mode=prior derives without adaptation: it takes no "
                               "adapt_steps")
+        if self.mode == "prior" and self.inherit:
+            raise ConfigError("base inherit=true needs an adapted supernet; mode=prior "
+                              "derives without adaptation (use mode=adapt)")
 
 
 @dataclass(frozen=True)

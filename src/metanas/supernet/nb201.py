@@ -18,6 +18,7 @@ from metanas.errors import ConfigError
 from metanas.spaces.nb201 import EDGES, NB201Arch, NB201Network, parse
 from metanas.spaces.nb201.genotype import NUM_NODES, OPS
 from metanas.spaces.nb201.network import NB201Cell, ResidualReduction, make_op, nb201_stages
+from metanas.supernet.heads import HEAD_CHANNELS, head_strides
 from metanas.supernet.mixed import EdgeWeights, MixedOp, Zero
 from metanas.supernet.supernet import Supernet
 
@@ -86,14 +87,35 @@ class NB201Supernet(Supernet):
         """Weights that run exactly ``arch`` inside the supernet."""
         return self.fixed_weights({TABLE: parse(arch).one_hot()})
 
-    def export_network(self, arch: NB201Arch | str, resolution: int) -> NB201Network:
+    def export_network(self, arch: NB201Arch | str, resolution: int,
+                       in_channels: int | None = None) -> NB201Network:
         """The discrete :class:`NB201Network` of ``arch`` with this supernet's weights (the
-        head for ``resolution`` as its stem, the current classifier), on the CPU."""
+        head for ``resolution`` as its stem, the current classifier), on the CPU.
+
+        ``in_channels`` (1 or 3): a plain NB201Network instead, whose stem is the head as
+        ``stem_strides`` stride-2 blocks plus NB201's stem, for inputs of that many channels
+        (a 1-channel input's repetition to 3 folded into the first convolution: the same
+        function); it saves and loads as any NB201 model (:mod:`metanas.training.saved`).
+        Without it the stem is the head module itself (it repeats 1-channel inputs)."""
         arch = parse(arch)
         cfg = self._config
-        net = NB201Network(arch, C=cfg["C"], N=cfg["N"], in_channels=3,
-                           num_classes=self.classifier.out_features)
-        net.stem = copy.deepcopy(self.heads.head_for(resolution)).cpu()
+        head = self.heads.head_for(resolution)
+        if in_channels is None:
+            net = NB201Network(arch, C=cfg["C"], N=cfg["N"], in_channels=3,
+                               num_classes=self.classifier.out_features)
+            net.stem = copy.deepcopy(head).cpu()
+        else:
+            if in_channels not in (1, HEAD_CHANNELS):
+                raise ConfigError(f"the supernet's heads take 1 or {HEAD_CHANNELS} channels, "
+                                  f"got {in_channels}")
+            strides = head_strides(int(resolution), self.heads.feature_size)
+            net = NB201Network(arch, C=cfg["C"], N=cfg["N"], in_channels=in_channels,
+                               num_classes=self.classifier.out_features, stem_strides=strides)
+            state = {k: v.detach().cpu().clone() for k, v in
+                     nn.Sequential(*list(head)[1:]).state_dict().items()}  # RepeatChannels off
+            if in_channels == 1:  # conv(repeat(x), w) == conv(x, w summed over its inputs)
+                state["0.weight"] = state["0.weight"].sum(1, keepdim=True)
+            net.stem.load_state_dict(state)
         for mine, theirs in zip(self.cells, net.cells, strict=True):
             if isinstance(theirs, ResidualReduction):
                 theirs.load_state_dict(mine.state_dict())
@@ -106,4 +128,4 @@ class NB201Supernet(Supernet):
         net.head.load_state_dict(self.lastact.state_dict())
         net.classifier.load_state_dict(self.classifier.state_dict())
         net.config["resolution"] = int(resolution)
-        return net.eval()
+        return net.cpu().eval()

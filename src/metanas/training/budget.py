@@ -104,10 +104,17 @@ def fit_recipe(C: int, N: int, epochs: int, batch: int, augment: str,
 def plan_training(arch: NB201Arch | str, task: Task, budget_left: float, *, augment: str,
                   seed: int = 0, device: str | torch.device | None = "cpu",
                   sizes: tuple[tuple[int, int], ...] = SIZES, min_epochs: int = MIN_EPOCHS,
-                  max_epochs: int = MAX_EPOCHS, progress: bool = False) -> Plan:
+                  max_epochs: int = MAX_EPOCHS, progress: bool = False,
+                  init_model: torch.nn.Module | None = None) -> Plan:
     """Probe ``sizes`` and choose the recipe for ``budget_left`` seconds (see the module
-    docstring); the probe's own time is taken from ``budget_left``."""
+    docstring); the probe's own time is taken from ``budget_left``.
+
+    ``init_model`` (training starts from it, :func:`~metanas.training.trainer.train_architecture`):
+    its size is fixed, so the only candidate is its (C, N), probed on copies of it (its stem
+    may differ from NB201's); only batch size and epochs are planned."""
     arch = parse(arch)
+    if init_model is not None:
+        sizes = ((int(init_model.config["C"]), int(init_model.config["N"])),)
     dev = resolve_device(device)
     start = time.perf_counter()
     (x_tr, y_tr), (x_va, _), (x_te, _) = split_tensors(task, task.resolution, dev)
@@ -125,7 +132,7 @@ def plan_training(arch: NB201Arch | str, task: Task, budget_left: float, *, augm
         bar = bars.add(f"probe throughput (at most {len(sizes)} sizes)", len(sizes))
         for C, N in sizes:
             recipe = fit_recipe(C, N, 1, batch, augment)
-            probe = _probe(arch, task, recipe, xb_raw, yb, x_va, seed, gen, dev)
+            probe = _probe(arch, task, recipe, xb_raw, yb, x_va, seed, gen, dev, init_model)
             epoch_s = steps * probe["step_seconds"] + n_val * probe["eval_image_seconds"]
             left = SAFETY * (budget_left - (time.perf_counter() - start)
                              - n_test * probe["eval_image_seconds"])
@@ -149,7 +156,9 @@ def plan_training(arch: NB201Arch | str, task: Task, budget_left: float, *, augm
                           f"smallest network (C={chosen['C']}, N={chosen['N']}) takes about "
                           f"{chosen['epoch_seconds']:.2g} s here; give at least "
                           f"{math.ceil(need * 1.5)} s")
-    rule = (f"largest of {len(sizes)} sizes with >= {min_epochs} epochs in the budget "
+    fixed = (f"size fixed by the initial network (C={chosen['C']}, N={chosen['N']}), "
+             if init_model is not None else "")
+    rule = fixed + (f"largest of {len(sizes)} sizes with >= {min_epochs} epochs in the budget "
             f"(probed {len(probes)}), batch {batch} (>= {MIN_STEPS_PER_EPOCH} steps/epoch), "
             f"epochs = what fits (<= {max_epochs})")
     return Plan(recipe=fit_recipe(chosen["C"], chosen["N"], epochs, batch, augment),
@@ -157,10 +166,11 @@ def plan_training(arch: NB201Arch | str, task: Task, budget_left: float, *, augm
                 probe_seconds=probe_s, probes=probes, rule=rule)
 
 
-def _probe(arch, task, recipe, xb_raw, yb, x_va, seed, gen, dev) -> dict[str, float]:
+def _probe(arch, task, recipe, xb_raw, yb, x_va, seed, gen, dev,
+           init_model=None) -> dict[str, float]:
     """Median seconds of a training step (augmentation included); eval seconds per image."""
     torch.manual_seed(seed)
-    model = build_model(arch, task, recipe).to(dev)
+    model = build_model(arch, task, recipe, init_model).to(dev)
     opt, sched, _ = make_optimizer(model, recipe, len(yb) * (PROBE_STEPS + 1))
     times = []
     for _ in range(PROBE_STEPS + 1):

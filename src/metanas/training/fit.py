@@ -19,7 +19,7 @@ from metanas.spaces.nb201 import NB201Arch, NB201Network
 from metanas.tasks import Task
 from metanas.training.budget import MAX_EPOCHS, MIN_EPOCHS, SIZES, Plan, plan_training
 from metanas.training.recipes import Recipe, get_recipe
-from metanas.training.trainer import TrainResult, train_architecture
+from metanas.training.trainer import TrainResult, check_init_model, train_architecture
 
 FINISH_SECONDS = 1.0
 """Reserved at the end for saving the model and the curves, plus 2% of the budget."""
@@ -44,10 +44,15 @@ def fit_architecture(arch: NB201Arch | str, task: Task, budget: float, *, start:
                      seed: int = 0, device: str = "cpu", flip: bool | None = None,
                      recipe: str | Recipe | None = None, progress: bool = False,
                      sizes: tuple[tuple[int, int], ...] = SIZES, min_epochs: int = MIN_EPOCHS,
-                     max_epochs: int = MAX_EPOCHS,
+                     max_epochs: int = MAX_EPOCHS, init_model: NB201Network | None = None,
                      ) -> tuple[TrainResult, NB201Network, Plan | None]:
-    """Plan (unless ``recipe`` replays an earlier plan) and train within ``start + budget``."""
+    """Plan (unless ``recipe`` replays an earlier plan) and train within ``start + budget``.
+
+    ``init_model``: training starts from a copy of this network; its C and N are kept, the
+    probe plans only batch size and epochs (a replayed ``recipe`` must have its C and N)."""
     budget = check_budget(budget)
+    if init_model is not None:
+        check_init_model(init_model, arch, task)
     finish = FINISH_SECONDS + 0.02 * budget
     if recipe is None:
         left = start + budget - finish - time.perf_counter()
@@ -56,7 +61,8 @@ def fit_architecture(arch: NB201Arch | str, task: Task, budget: float, *, start:
                               "(loading the data)")
         plan = plan_training(arch, task, left, augment=augment_for(task.channels, flip),
                              seed=seed, device=device, sizes=sizes, min_epochs=min_epochs,
-                             max_epochs=max_epochs, progress=progress)
+                             max_epochs=max_epochs, progress=progress,
+                             init_model=init_model)
         rec, reserve = plan.recipe, plan.eval_seconds * (1 + len(task.y_val) /
                                                          max(len(task.y_test), 1))
     else:
@@ -65,7 +71,7 @@ def fit_architecture(arch: NB201Arch | str, task: Task, budget: float, *, start:
     result, model = train_architecture(arch, task, rec, seed=seed, device=device,
                                        progress=progress, return_model=True,
                                        deadline=deadline, keep_best=True,
-                                       stop_at_deadline=True)
+                                       stop_at_deadline=True, init_model=init_model)
     return result, model, plan
 
 

@@ -57,12 +57,19 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)
     """How the weights were made, when known: the recipe's full config (C, N, epochs, batch
     size, augmentation, ...), the budget plan and the curve summary (``metanas fit``)."""
+    stem_strides: int = 0
+    """Stride-2 blocks before NB201's stem (a network cut out of a BASE supernet keeps its
+    input head, ``--set inherit=true``); 0 for NB201's own stem, and then not written, so
+    the files of plain networks stay as before."""
 
     def check(self, where: str) -> None:
         ints = (self.C, self.N, self.in_channels, self.num_classes, self.task_resolution,
                 self.input_resolution)
         if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in ints):
             raise CheckpointError(f"{where}: model card has a non-positive size")
+        if isinstance(self.stem_strides, bool) or not isinstance(self.stem_strides, int) \
+                or not 0 <= self.stem_strides <= 10:
+            raise CheckpointError(f"{where}: model card has an invalid stem_strides")
         if self.num_classes > MAX_CLASSES or max(self.task_resolution,
                                                  self.input_resolution) > MAX_SIDE:
             raise CheckpointError(f"{where}: model card declares sizes beyond the limits "
@@ -182,14 +189,18 @@ def save_model(path: str | os.PathLike, net: NB201Network, task: Task, *, recipe
         class_names=tuple(str(n) for n in task.class_names),
         task_resolution=int(task.resolution), input_resolution=int(input_resolution),
         mean=tuple(task.mean), std=tuple(task.std), recipe=recipe, metrics=dict(metrics),
-        training=json.loads(json.dumps(training or {}, default=float)))
+        training=json.loads(json.dumps(training or {}, default=float)),
+        stem_strides=int(cfg.get("stem_strides", 0)))
     card.check(str(path))
     from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     path = Path(path)
     state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
-    meta = {"format": MODEL_FORMAT, "card": json.dumps(asdict(card), allow_nan=False,
+    fields = asdict(card)
+    if not fields["stem_strides"]:
+        del fields["stem_strides"]
+    meta = {"format": MODEL_FORMAT, "card": json.dumps(fields, allow_nan=False,
                                                        default=float)}
     try:
         atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
@@ -221,7 +232,7 @@ def load_model(path: str | os.PathLike) -> SavedModel:
             card = ModelCard(**raw)
             card.check(str(path))
             net = NB201Network(card.arch, C=card.C, N=card.N, in_channels=card.in_channels,
-                               num_classes=card.num_classes)
+                               num_classes=card.num_classes, stem_strides=card.stem_strides)
             expected = net.state_dict()
             if set(fh.keys()) != set(expected):
                 raise CheckpointError(f"{path}: its tensors do not match architecture "

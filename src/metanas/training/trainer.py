@@ -7,6 +7,7 @@ and the device.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -46,7 +47,10 @@ class TrainResult:
     """Per completed epoch: epoch, train_loss, lr (at its start), val_acc (``keep_best``
     only, else None) and seconds since the start."""
     best_epoch: int | None = None
-    """With ``keep_best``: the epoch whose weights the model ends with."""
+    """With ``keep_best``: the epoch whose weights the model ends with (0: the initial
+    weights of ``init_model``, never improved on)."""
+    init_val_acc: float | None = None
+    """With ``init_model`` and ``keep_best``: validation accuracy before the first step."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -133,10 +137,34 @@ def make_optimizer(model: nn.Module, recipe: Recipe, n_train: int):
     return opt, sched, total_steps
 
 
-def build_model(arch: NB201Arch | str, task: Task, recipe: Recipe) -> NB201Network:
-    return NB201Network(
-        arch, C=recipe.C, N=recipe.N, in_channels=task.channels, num_classes=task.num_classes
-    )
+def build_model(arch: NB201Arch | str, task: Task, recipe: Recipe,
+                init_model: NB201Network | None = None) -> NB201Network:
+    """A fresh network of the recipe's size, or a copy of ``init_model`` (checked against
+    the architecture, the task and the recipe's size)."""
+    if init_model is None:
+        return NB201Network(arch, C=recipe.C, N=recipe.N, in_channels=task.channels,
+                            num_classes=task.num_classes)
+    check_init_model(init_model, arch, task, recipe)
+    return copy.deepcopy(init_model)
+
+
+def check_init_model(model: nn.Module, arch: NB201Arch | str, task: Task,
+                     recipe: Recipe | None = None) -> None:
+    """An initial network must be an NB201Network of ``arch`` for the task's channels and
+    classes (and of the recipe's C and N); else a one-line error."""
+    if not isinstance(model, NB201Network):
+        raise ConfigError(f"init_model must be an NB201Network, got {type(model).__name__}")
+    cfg, arch = model.config, parse(arch)
+    if model.arch != arch:
+        raise ConfigError(f"init_model is a network of {model.arch.to_string()}, not of "
+                          f"{arch.to_string()}")
+    if (cfg["in_channels"], cfg["num_classes"]) != (task.channels, task.num_classes):
+        raise ConfigError(f"init_model takes {cfg['in_channels']} channels and has "
+                          f"{cfg['num_classes']} classes; the task has {task.channels} and "
+                          f"{task.num_classes}")
+    if recipe is not None and (cfg["C"], cfg["N"]) != (recipe.C, recipe.N):
+        raise ConfigError(f"init_model has C={cfg['C']}, N={cfg['N']}; recipe {recipe.name} "
+                          f"has C={recipe.C}, N={recipe.N}")
 
 
 def train_step(model: nn.Module, opt, sched, xb: torch.Tensor, yb: torch.Tensor,
@@ -163,6 +191,7 @@ def train_architecture(
     deadline: float | None = None,
     keep_best: bool = False,
     stop_at_deadline: bool = False,
+    init_model: NB201Network | None = None,
 ) -> TrainResult | tuple[TrainResult, NB201Network]:
     """Train ``arch`` on ``task.x_train``; report accuracy on ``x_val`` and ``x_test``.
 
@@ -172,6 +201,9 @@ def train_architecture(
     ``keep_best``: validate after every epoch and end with the weights of the best validation
     accuracy (the latest epoch on ties: its learning rate is lower); ``result.curve`` then
     has per-epoch validation too.
+    ``init_model``: start from a copy of this network (its weights, BatchNorm statistics
+    included; it must have the recipe's C and N) instead of a seeded random init; with
+    ``keep_best`` its weights are validated first and count as epoch 0.
     """
     arch = parse(arch)
     recipe = get_recipe(recipe)
@@ -182,7 +214,7 @@ def train_architecture(
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
-    model = build_model(arch, task, recipe)
+    model = build_model(arch, task, recipe, init_model)
     params, macs = count_params(model), count_macs(model, res, task.channels)
     model.to(dev)
     n = len(y_tr)
@@ -191,6 +223,10 @@ def train_architecture(
     train_loss = float("nan")
     curve: list[dict] = []
     best: tuple[float, int, dict] | None = None  # (val acc, epoch, weights)
+    init_val_acc = None
+    if init_model is not None and keep_best:
+        init_val_acc, _ = evaluate(model, x_va, y_va, recipe.eval_batch_size)
+        best = (init_val_acc, 0, _copy_state(model))
     with Bars(progress, transient=True) as bars:
         bar = bars.add(f"train {arch_label(arch)} ({recipe.name})", total_steps)
         status = ""
@@ -248,6 +284,7 @@ def train_architecture(
         epochs=recipe.epochs,
         curve=curve,
         best_epoch=best[1] if best is not None else None,
+        init_val_acc=init_val_acc,
     )
     if return_model:
         return result, model.cpu().eval()

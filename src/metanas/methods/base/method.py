@@ -88,21 +88,50 @@ class Adaptation:
         return evaluate(self.supernet, x.to(dev), y.to(dev), weights=weights, tau=self.tau,
                         calibrate=self.task.x_train.to(dev))
 
-    def network(self, arch: str | None = None) -> NB201Network:
+    def network(self, arch: str | None = None, *, in_channels: int | None = None,
+                calibrate: bool = False) -> NB201Network:
         """The discrete NB201 network of ``arch`` (default: the most probable cell) with the
-        adapted weights (the task's input head as stem, the adapted classifier)."""
+        adapted weights (the task's input head as stem, the adapted classifier).
+
+        ``in_channels``: a plain NB201Network for inputs of that many channels (the head as
+        its stem, see :meth:`NB201Supernet.export_network`; it saves as a model file).
+        ``calibrate``: re-estimate its BatchNorm statistics on the task's training images
+        (the supernet's were gathered under mixtures of ops, not this one cell)."""
         if not isinstance(self.supernet, NB201Supernet):
             raise ConfigError("network() cuts NB201 cells; this is a "
                               f"{self.supernet.space} supernet")
         if arch is None:
             arch = rank_nb201(self.probabilities["cell"], 1)[0][0]
-        return self.supernet.export_network(arch, self.task.resolution)
+        net = self.supernet.export_network(arch, self.task.resolution, in_channels)
+        if calibrate:
+            recalibrate_network(net, self.task.x_train)
+        return net
 
     def save(self, path: str | Path) -> None:
         """The adapted supernet as a ``metanas.base/1`` checkpoint (loads with
         :meth:`BASEMethod.load`), classifier included."""
         info = {"adapted_on": self.task.describe(), "adapt_steps": self.stats.steps}
         save_checkpoint(path, self.supernet, self.config, info, with_classifier=True)
+
+
+@torch.no_grad()
+def recalibrate_network(net: torch.nn.Module, x: torch.Tensor, batch: int = 256,
+                        max_images: int = 1024) -> None:
+    """Every BatchNorm's running statistics re-estimated on (the first ``max_images`` of)
+    ``x`` as a cumulative average; the network ends in eval mode."""
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    net.train()
+    x = x[:max_images]
+    for i in range(0, len(x), batch):
+        if len(x[i:i + batch]) > 1:
+            net(x[i:i + batch])
+    for m, mom in zip(bns, momenta, strict=True):
+        m.momentum = mom
+    net.eval()
 
 
 @functools.lru_cache(maxsize=8)
@@ -266,25 +295,65 @@ class BASEMethod(MetaLearnedMethod):
         prior_exclude: str,
         prior_kb: str,
         warmup: int,
+        inherit: bool,
     ) -> SearchResult:
         if space is not None and space != self.supernet.space:
             raise ConfigError(f"this base checkpoint is a {self.supernet.space} supernet; "
                               f"space={space!r} needs a {space} checkpoint")
+        if inherit:
+            self.check_inherit(dataset, mode=mode, subset_classes=subset_classes)
         seconds = None if budget is None else budget.seconds
         if mode == "prior" and seconds is not None:
             raise ConfigError("base mode=prior derives without adaptation: it takes no "
                               "search budget")
-        return self._run_search(dataset, top=top, seed=seed, seconds=seconds, mode=mode,
-                                adapt_steps=adapt_steps, subsets=subsets,
-                                subset_classes=subset_classes,
-                                max_train_per_class=max_train_per_class, progress=progress,
-                                budget=budget, adapt_options={
-                                    "freeze_arch": freeze_arch, "sampling": sampling,
-                                    "arch_warmup": warmup,
-                                    "prior_logits": self.kb_prior_logits(
-                                        prior_strength, prior_exclude, prior_kb)
-                                    if prior == "kb" and self.supernet.space == "nb201"
-                                    else None})  # the knowledge base holds NB201 cells only
+        result = self._run_search(dataset, top=top, seed=seed, seconds=seconds, mode=mode,
+                                  adapt_steps=adapt_steps, subsets=subsets,
+                                  subset_classes=subset_classes,
+                                  max_train_per_class=max_train_per_class, progress=progress,
+                                  budget=budget, adapt_options={
+                                      "freeze_arch": freeze_arch, "sampling": sampling,
+                                      "arch_warmup": warmup,
+                                      "prior_logits": self.kb_prior_logits(
+                                          prior_strength, prior_exclude, prior_kb)
+                                      if prior == "kb" and self.supernet.space == "nb201"
+                                      else None})  # the knowledge base holds NB201 cells only
+        if inherit:
+            result.inherited = net = self.inherited_network(result.architecture)
+            ad = self.last_adaptations[0]
+            result.details["inherit"] = {
+                "from": f"adaptation 1 of {len(self.last_adaptations)} ({ad.task.name})",
+                "C": net.config["C"], "N": net.config["N"],
+                "resolution": net.config["resolution"],
+                "stem_strides": net.config.get("stem_strides", 0),
+                "in_channels": net.config["in_channels"],
+                "num_classes": net.config["num_classes"]}
+        return result
+
+    def check_inherit(self, dataset: ImageDataset, *, mode: str = "adapt",
+                      subset_classes: int | None = None) -> None:
+        """``inherit=true`` needs an adaptation on all classes of an NB201 supernet; else a
+        one-line error (before the search spends its time)."""
+        if self.supernet.space != "nb201":
+            raise ConfigError(f"base inherit=true cuts an NB201 cell out of the supernet; "
+                              f"this checkpoint is a {self.supernet.space} supernet")
+        if mode == "prior":
+            raise ConfigError("base inherit=true needs an adapted supernet; mode=prior "
+                              "derives without adaptation (use mode=adapt)")
+        if subset_classes is not None and subset_classes < dataset.num_classes:
+            raise ConfigError(f"base inherit=true needs the adaptation on all "
+                              f"{dataset.num_classes} classes (its classifier is the final "
+                              f"network's); drop subset_classes={subset_classes}")
+
+    def inherited_network(self, arch: str) -> NB201Network:
+        """The final network of ``arch`` with the weights of the last search's (first)
+        adaptation: at the supernet's C and N, its input head for the task resolution as
+        the stem, its classifier, BatchNorm statistics re-estimated on the task's training
+        images (``inherit=true``)."""
+        if not self.last_adaptations:
+            raise ConfigError("base inherit=true needs an adapted supernet: the last search "
+                              "did not adapt (mode=prior)")
+        ad = self.last_adaptations[0]
+        return ad.network(arch, in_channels=ad.task.channels, calibrate=True)
 
     def _run_search(self, dataset: ImageDataset, *, top: int, seed: int, seconds: float | None,
                     mode: str, adapt_steps: int | None, subsets: int,

@@ -99,6 +99,20 @@ def nb201_stages(C: int, N: int, cell: Callable[[int], nn.Module],
     return layers, c
 
 
+def nb201_stem(in_channels: int, C: int, strides: int = 0) -> nn.Sequential:
+    """NB201's stem (Conv3x3 + BN), after ``strides`` stride-2 Conv3x3-BN-ReLU blocks: the
+    layout of a BASE supernet's input head for ``feature_size * 2**strides`` px inputs
+    (:mod:`metanas.supernet.heads`), so a network cut out of an adapted supernet keeps it."""
+    layers: list[nn.Module] = []
+    c_in = in_channels
+    for _ in range(strides):
+        layers += [nn.Conv2d(c_in, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C),
+                   nn.ReLU(inplace=False)]
+        c_in = C
+    layers += [nn.Conv2d(c_in, C, 3, padding=1, bias=False), nn.BatchNorm2d(C)]
+    return nn.Sequential(*layers)
+
+
 class NB201Network(nn.Module):
     """NB201 macro skeleton around one cell type."""
 
@@ -110,15 +124,17 @@ class NB201Network(nn.Module):
         N: int = 5,
         in_channels: int = 3,
         num_classes: int = 10,
+        stem_strides: int = 0,
     ) -> None:
         super().__init__()
-        if C < 1 or N < 1 or in_channels < 1 or num_classes < 2:
-            raise ValueError(f"invalid sizes C={C} N={N} in={in_channels} classes={num_classes}")
+        if C < 1 or N < 1 or in_channels < 1 or num_classes < 2 or stem_strides < 0:
+            raise ValueError(f"invalid sizes C={C} N={N} in={in_channels} classes={num_classes} "
+                             f"stem_strides={stem_strides}")
         self.arch = parse(arch)
         self.config = {"C": C, "N": N, "in_channels": in_channels, "num_classes": num_classes}
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C)
-        )
+        if stem_strides:  # only then: configs of plain NB201 networks stay as they were
+            self.config["stem_strides"] = stem_strides
+        self.stem = nb201_stem(in_channels, C, stem_strides)
         layers, c = nb201_stages(C, N, lambda c: NB201Cell(self.arch, c), ResidualReduction)
         self.cells = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=False))
