@@ -11,8 +11,14 @@ trained by ``metanas.fit`` within ``--budget`` seconds three ways:
   ``search --train --train-budget`` does without inherit);
 * ``scratch-CN``: random init at the supernet's C and N (NB201's stem), so the size is not
   what differs;
+* ``scratch-stem``: random init of exactly the inherited network's structure (its C, N and
+  the head's stride-2 blocks in the stem: at 32 px the cells then run on 16x16 maps), so
+  only the initial weights differ from ``inherit``;
 * ``inherit``: the network cut out of the adapted supernet (its C and N, its input head as the
-  stem, its classifier); the probe plans batch and epochs only.
+  stem, its classifier); the probe plans batch and epochs only;
+* ``scratch-stem-replay``: as ``scratch-stem`` but with ``inherit``'s planned recipe replayed
+  (same epochs and batch: the probe's timings on a shared machine vary by tens of percent), so
+  the two differ in nothing but the initial weights.
 
 Datasets: ``digits`` and, when ``../shared/datasets`` exists, ``cifar10`` (the shared zip, all
 10,000 labelled images). Rows are merged into ``--out``/base_inherit.json by (dataset, budget,
@@ -33,9 +39,11 @@ from rich.table import Table
 from metanas import api
 from metanas.bench.plots import plot_bars
 from metanas.paths import atomic_write, shared_datasets_dir
+from metanas.training.budget import fit_recipe
+from metanas.training.fit import augment_for
 
 SHARED = {"cifar10": "cifar10-32px.zip"}
-ARMS = ("scratch", "scratch-CN", "inherit")
+ARMS = ("scratch", "scratch-CN", "scratch-stem", "inherit", "scratch-stem-replay")
 KEY = ("dataset", "budget", "seed", "arm")
 
 
@@ -46,7 +54,8 @@ def dataset_spec(name: str) -> str | None:
     return name
 
 
-def run_seed(data, label: str, budget: float, seed: int, done: set) -> list[dict]:
+def run_seed(data, label: str, budget: float, seed: int, done: set,
+             stored: list[dict]) -> list[dict]:
     t0 = time.perf_counter()
     result = api.search(data, method="base", top=1, seed=seed, options={"inherit": True})
     search_s = time.perf_counter() - t0
@@ -56,8 +65,21 @@ def run_seed(data, label: str, budget: float, seed: int, done: set) -> list[dict
     for arm in ARMS:
         if (label, budget, seed, arm) in done:
             continue
-        kwargs = {"inherit": {"init_model": inherited},
-                  "scratch-CN": {"sizes": ((C, N),)}, "scratch": {}}[arm]
+        kwargs: dict = {}
+        if arm == "inherit":
+            kwargs = {"init_model": inherited}
+        elif arm == "scratch-stem":
+            kwargs = {"init_model": random_like(inherited, seed)}
+        elif arm == "scratch-CN":
+            kwargs = {"sizes": ((C, N),)}
+        elif arm == "scratch-stem-replay":
+            ref = next(r for r in [*stored, *rows] if (r["dataset"], r["budget"], r["seed"],
+                                                       r["arm"]) == (label, budget, seed,
+                                                                     "inherit"))
+            kwargs = {"init_model": random_like(inherited, seed),
+                      "recipe": fit_recipe(ref["C"], ref["N"], ref["epochs_planned"],
+                                           ref["batch_size"],
+                                           augment_for(inherited.config["in_channels"], None))}
         t1 = time.perf_counter()
         res = api.fit(data, result.architecture, budget=budget, seed=seed, progress=True,
                       **kwargs)
@@ -67,15 +89,30 @@ def run_seed(data, label: str, budget: float, seed: int, done: set) -> list[dict
             "dataset": label, "budget": budget, "seed": seed, "arm": arm,
             "arch": result.architecture, "search_seconds": search_s,
             "supernet_val_acc": result.details["adaptation"][0]["supernet_val_acc"],
-            "init_val_acc": res.metrics.get("init_val_acc"), "val_acc": res.val_acc,
+            "init_val_acc": res.metrics.get("init_val_acc") if arm == "inherit" else None,
+            "val_acc": res.val_acc,
             "test_acc": res.test_acc, "wall_seconds": wall, "C": r["C"], "N": r["N"],
-            "stem_strides": info["stem_strides"] if arm == "inherit" else 0,
+            "stem_strides": 0 if arm in ("scratch", "scratch-CN") else info["stem_strides"],
             "resolution": res.task["resolution"], "batch_size": r["batch_size"],
             "epochs_planned": s["epochs_planned"], "epochs_run": s["epochs_run"],
             "best_epoch": s["best_epoch"], "n_train": res.task["n_train"],
             "n_test": res.task["n_test"], "device": res.metrics["device"]})
         print(json.dumps(rows[-1]))
     return rows
+
+
+def random_like(net, seed: int):
+    """A seeded random init of ``net``'s structure (stem strides included)."""
+    import torch
+
+    from metanas.spaces.nb201 import NB201Network
+
+    torch.manual_seed(seed)
+    cfg = dict(net.config)
+    resolution = cfg.pop("resolution")
+    fresh = NB201Network(net.arch, **cfg)
+    fresh.config["resolution"] = resolution
+    return fresh
 
 
 def summarise(rows: list[dict]) -> list[dict]:
@@ -134,7 +171,7 @@ def main() -> None:
             done = {tuple(r[k] for k in KEY) for r in rows}
             if all((name, args.budget, seed, arm) in done for arm in ARMS):
                 continue
-            for row in run_seed(data, name, args.budget, seed, done):
+            for row in run_seed(data, name, args.budget, seed, done, rows):
                 rows = [r for r in rows if any(r[k] != row[k] for k in KEY)] + [row]
                 text = json.dumps({"rows": rows, "summary": summarise(rows)}, indent=2) + "\n"
                 atomic_write(store, lambda tmp, t=text: Path(tmp).write_text(t))
