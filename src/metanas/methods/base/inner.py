@@ -271,9 +271,19 @@ def recalibrate_batchnorm(net: Supernet, x: torch.Tensor, weights, batch: int = 
                           max_images: int = 512) -> dict[str, torch.Tensor]:
     """Re-estimate every BatchNorm's running statistics on ``x`` (cumulative average);
     returns the previous buffers so the caller can restore them."""
-    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     saved = {k: v.clone() for k, v in net.state_dict().items() if "running_" in k
              or "num_batches_tracked" in k}
+    reestimate_batchnorm(net, lambda b: net(b, weights), x, batch, max_images)
+    return saved
+
+
+@torch.no_grad()
+def reestimate_batchnorm(net: torch.nn.Module, forward, x: torch.Tensor, batch: int = 256,
+                         max_images: int = 512) -> None:
+    """Every BatchNorm of ``net`` reset and re-estimated as a cumulative average over
+    ``forward`` of (the first ``max_images`` of) ``x``; momenta restored, ``net`` left in
+    train mode."""
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
@@ -282,7 +292,6 @@ def recalibrate_batchnorm(net: Supernet, x: torch.Tensor, weights, batch: int = 
     x = x[:max_images]
     for i in range(0, len(x), batch):
         if len(x[i:i + batch]) > 1:
-            net(x[i:i + batch], weights)
+            forward(x[i:i + batch])
     for m, mom in zip(bns, momenta, strict=True):
         m.momentum = mom
-    return saved

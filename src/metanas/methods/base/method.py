@@ -45,7 +45,13 @@ from metanas.errors import ConfigError
 from metanas.methods.base.checkpoint import load_checkpoint, save_checkpoint
 from metanas.methods.base.config import BASEConfig
 from metanas.methods.base.derive import rank_darts, rank_nb201
-from metanas.methods.base.inner import InnerStats, TaskData, evaluate, run_inner_loop
+from metanas.methods.base.inner import (
+    InnerStats,
+    TaskData,
+    evaluate,
+    reestimate_batchnorm,
+    run_inner_loop,
+)
 from metanas.methods.base.meta import RunOptions, meta_train, task_seed
 from metanas.methods.interface import (
     Budget,
@@ -114,23 +120,11 @@ class Adaptation:
         save_checkpoint(path, self.supernet, self.config, info, with_classifier=True)
 
 
-@torch.no_grad()
 def recalibrate_network(net: torch.nn.Module, x: torch.Tensor, batch: int = 256,
                         max_images: int = 1024) -> None:
     """Every BatchNorm's running statistics re-estimated on (the first ``max_images`` of)
     ``x`` as a cumulative average; the network ends in eval mode."""
-    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-    net.train()
-    x = x[:max_images]
-    for i in range(0, len(x), batch):
-        if len(x[i:i + batch]) > 1:
-            net(x[i:i + batch])
-    for m, mom in zip(bns, momenta, strict=True):
-        m.momentum = mom
+    reestimate_batchnorm(net, net, x, batch, max_images)
     net.eval()
 
 
