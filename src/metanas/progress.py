@@ -97,6 +97,13 @@ class Bars:
         elif self._prog is not None:
             self._prog.update(bar, completed=completed)
 
+    def retotal(self, bar, total: int | None) -> None:
+        """A bar's total changed (a training replanned its epochs)."""
+        if self._log is not None:
+            self._log.update(bar, total=total)
+        elif self._prog is not None:
+            self._prog.update(bar, total=total)
+
     def advance(self, bar, status: str | None = None, amount: int = 1) -> None:
         if self._log is not None:
             self._log.update(bar, advance=amount, status=status)
@@ -159,12 +166,14 @@ class _LineLog:
             return len(self._bars) - 1
 
     def update(self, bar: int | None, *, completed: int | None = None, advance: int = 0,
-               status: str | None = None) -> None:
+               status: str | None = None, total: int | None = None) -> None:
         if bar is None:
             return
         now = time.perf_counter()
         with self._lock:
             line = self._bars[bar]
+            if total is not None:
+                line.total = total
             if completed is not None:
                 line.completed = completed
             line.completed += advance

@@ -14,7 +14,8 @@ from metanas import api
 from metanas.data import load_dataset
 from metanas.errors import ConfigError
 from metanas.tasks import make_task
-from metanas.training.budget import pick_batch_size, plan_training
+from metanas.training.budget import fit_recipe, pick_batch_size, plan_training, replan_epochs
+from metanas.training.trainer import WarmupCosine, train_architecture
 from metanas.training.saved import load_model
 from metanas.training.trainer import evaluate
 
@@ -74,7 +75,8 @@ def test_curves_are_written_as_json_and_png(fitted):
     assert [p["epoch"] for p in curves["curve"]] == list(range(1, len(result.curve) + 1))
     assert {"train_loss", "val_acc", "lr", "seconds"} <= set(curves["curve"][0])
     lrs = [p["lr"] for p in curves["curve"]]
-    assert lrs == sorted(lrs, reverse=True)  # cosine: decreasing
+    assert lrs[0] < lrs[1] == max(lrs)  # the warm-up epoch ramps up
+    assert lrs[1:] == sorted(lrs[1:], reverse=True)  # then the cosine decreases
     assert (path.parent / "model.curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert result.files["curves_png"] == str(path.parent / "model.curves.png")
 
@@ -131,3 +133,47 @@ def test_api_search_with_a_train_budget_fits_the_top_pick(digits):
     assert trained["plan"]["probes"] and trained["test_acc"] > 0.3
     with pytest.raises(ConfigError, match="train=True"):
         api.search(digits, top=1, train_budget=5)
+
+
+def test_the_timed_warm_up_epoch_replans_the_epochs(fitted):
+    result, _, _ = fitted
+    replanned = result.plan["replanned"]
+    assert replanned["epoch_seconds"] > 0 and replanned["epochs"] == result.recipe["epochs"]
+    assert result.recipe["warmup_epochs"] == 1
+    assert result.summary["epochs_planned"] == result.recipe["epochs"]
+
+
+def test_replan_fills_the_time_left_within_bounds():
+    r = fit_recipe(8, 1, 10, 64, "crop", warmup=1)
+    assert replan_epochs(r, 2.0, 100.0).epochs == 1 + int(0.97 * 100 // 2)
+    assert replan_epochs(r, 2.0, 1e6, max_epochs=30).epochs == 30
+    assert replan_epochs(r, 2.0, 0.5).epochs == 2  # at least one epoch after the warm-up
+    new = replan_epochs(r, 2.0, 100.0)
+    assert (new.C, new.N, new.batch_size, new.lr, new.warmup_epochs) == (8, 1, 64, r.lr, 1)
+
+
+def test_the_trainer_follows_a_replan_and_ends_its_cosine(digits):
+    task = make_task(digits, resolution=8, max_train_per_class=20, val_fraction=0.2, seed=0)
+    recipe = fit_recipe(8, 1, 3, 32, "crop", warmup=1)
+    res = train_architecture(ARCH, task, recipe, keep_best=True,
+                             replan=lambda r, s, left: fit_recipe(8, 1, 5, 32, "crop",
+                                                                  warmup=1))
+    assert res.epochs == len(res.curve) == 5 and res.recipe == "fit-C8-N1-e5-b32-crop-w1"
+    replay = train_architecture(ARCH, task, fit_recipe(8, 1, 5, 32, "crop", warmup=1),
+                                keep_best=True)
+    assert [p["lr"] for p in replay.curve] == [p["lr"] for p in res.curve]
+    with pytest.raises(ConfigError, match="only the epochs"):
+        train_architecture(ARCH, task, recipe, replan=lambda r, s, left: fit_recipe(
+            16, 1, 5, 32, "crop", warmup=1))
+    with pytest.raises(ConfigError, match="warmup_epochs >= 1"):
+        train_architecture(ARCH, task, fit_recipe(8, 1, 3, 32, "crop"),
+                           replan=lambda r, s, left: r)
+
+
+def test_warmup_cosine_ramps_then_decays_to_zero():
+    shape = WarmupCosine(4, 10)
+    assert [shape(i) for i in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert shape(4) == 1.0 and shape(10) == pytest.approx(0.0, abs=1e-12)
+    assert shape(7) == pytest.approx(0.5)
+    shape.total = 16  # moved after the warm-up was timed
+    assert shape(10) == pytest.approx(0.5)

@@ -15,6 +15,10 @@ step) of candidate sizes on the current device and applies one rule:
 * **Epochs:** as many as fit in the time left after the probe, less a reserve for the final
   evaluation (and at most ``max_epochs``, 200 as NB201). Fewer than one epoch is an error
   naming the budget it would need.
+* **Replan:** a plan of 3 or more epochs starts with one epoch of linear learning-rate
+  warm-up; once it has run, its measured time sets the epochs (:meth:`Plan.replan`) and the
+  cosine spans them. A few probe steps misjudge an epoch by 10-30% on a shared CPU (a
+  300 s CIFAR-10 fit used 220 s before this); a whole epoch does not.
 
 Timings are medians of a few steps on a machine that may be shared, so the plan is an
 estimate; the trainer's deadline is what holds the budget (see :mod:`metanas.training.fit`).
@@ -59,6 +63,10 @@ PROBE_SHARE = 0.15
 """At most this share of the budget goes to probing; larger candidates are then not tried."""
 SAFETY = 0.9
 """Plan epochs for this share of the time left (timings on a shared machine vary)."""
+REPLAN_SAFETY = 0.97
+"""Replan for this share of the time left after the timed warm-up epoch."""
+WARMUP_FROM = 3
+"""Plans of at least this many epochs start with one warm-up epoch, timed to replan."""
 
 
 @dataclass
@@ -73,11 +81,23 @@ class Plan:
     probe_seconds: float
     probes: list[dict[str, Any]] = field(default_factory=list)
     rule: str = ""
+    replanned: dict[str, Any] | None = None
+    """After the warm-up epoch: the probe's epochs, the measured seconds per epoch, the new
+    epochs (``recipe`` is then the replanned one)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"recipe": recipe_summary(self.recipe), "epoch_seconds": self.epoch_seconds,
                 "eval_seconds": self.eval_seconds, "probe_seconds": self.probe_seconds,
-                "probes": self.probes, "rule": self.rule}
+                "probes": self.probes, "rule": self.rule, "replanned": self.replanned}
+
+    def replan(self, recipe: Recipe, epoch_seconds: float, seconds_left: float,
+               max_epochs: int = MAX_EPOCHS) -> Recipe:
+        """:func:`replan_epochs`, recorded: ``self.recipe`` becomes the replanned recipe."""
+        new = replan_epochs(recipe, epoch_seconds, seconds_left, max_epochs=max_epochs)
+        self.replanned = {"epochs_planned": recipe.epochs, "epoch_seconds": epoch_seconds,
+                          "seconds_left": seconds_left, "epochs": new.epochs}
+        self.recipe = new
+        return new
 
 
 def recipe_summary(recipe: Recipe) -> dict[str, Any]:
@@ -93,12 +113,28 @@ def pick_batch_size(n_train: int) -> int:
 
 
 def fit_recipe(C: int, N: int, epochs: int, batch: int, augment: str,
-               resolution: int | None = None) -> Recipe:
-    """The budgeted recipe for a size: SGD nesterov, cosine, wd 5e-4 as the named recipes."""
-    return Recipe(name=f"fit-C{C}-N{N}-e{epochs}-b{batch}-{augment}", C=C, N=N, epochs=epochs,
-                  batch_size=batch, lr=min(0.1, 0.05 * batch / 64), weight_decay=5e-4,
-                  resolution=resolution, augment=augment,
+               resolution: int | None = None, warmup: int = 0) -> Recipe:
+    """The budgeted recipe for a size: SGD nesterov, cosine (after ``warmup`` epochs of
+    linear warm-up), wd 5e-4 as the named recipes."""
+    tag = f"-w{warmup}" if warmup else ""
+    return Recipe(name=f"fit-C{C}-N{N}-e{epochs}-b{batch}-{augment}{tag}", C=C, N=N,
+                  epochs=epochs, batch_size=batch, lr=min(0.1, 0.05 * batch / 64),
+                  weight_decay=5e-4, resolution=resolution, augment=augment,
+                  warmup_epochs=warmup,
                   description="sized to a time budget by metanas.training.budget")
+
+
+def replan_epochs(recipe: Recipe, epoch_seconds: float, seconds_left: float, *,
+                  max_epochs: int = MAX_EPOCHS) -> Recipe:
+    """The recipe with as many epochs as fit in ``seconds_left`` at the measured
+    ``epoch_seconds`` of its warm-up (``REPLAN_SAFETY`` of it; at least one after the warm-up,
+    at most ``max_epochs``): the probe's few steps misjudge an epoch by 10-30% on a shared CPU,
+    the warm-up's full epochs do not."""
+    done = recipe.warmup_epochs
+    more = int(REPLAN_SAFETY * seconds_left // epoch_seconds) if epoch_seconds > 0 else 0
+    epochs = max(done + 1, min(max_epochs, done + more))
+    return fit_recipe(recipe.C, recipe.N, epochs, recipe.batch_size, recipe.augment,
+                      recipe.resolution, recipe.warmup_epochs)
 
 
 def plan_training(arch: NB201Arch | str, task: Task, budget_left: float, *, augment: str,
@@ -160,8 +196,10 @@ def plan_training(arch: NB201Arch | str, task: Task, budget_left: float, *, augm
              if init_model is not None else "")
     rule = fixed + (f"largest of {len(sizes)} sizes with >= {min_epochs} epochs in the budget "
             f"(probed {len(probes)}), batch {batch} (>= {MIN_STEPS_PER_EPOCH} steps/epoch), "
-            f"epochs = what fits (<= {max_epochs})")
-    return Plan(recipe=fit_recipe(chosen["C"], chosen["N"], epochs, batch, augment),
+            f"epochs = what fits (<= {max_epochs}), replanned after a timed warm-up epoch")
+    warmup = 1 if epochs >= WARMUP_FROM else 0
+    return Plan(recipe=fit_recipe(chosen["C"], chosen["N"], epochs, batch, augment,
+                                  warmup=warmup),
                 epoch_seconds=chosen["epoch_seconds"], eval_seconds=eval_s,
                 probe_seconds=probe_s, probes=probes, rule=rule)
 

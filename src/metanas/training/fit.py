@@ -68,10 +68,15 @@ def fit_architecture(arch: NB201Arch | str, task: Task, budget: float, *, start:
     else:
         plan, rec, reserve = None, get_recipe(recipe), 0.0
     deadline = start + budget - finish - reserve
+    replan = None
+    if plan is not None and rec.warmup_epochs:
+        def replan(r, epoch_s, left):
+            return plan.replan(r, epoch_s, left, max_epochs=max_epochs)
     result, model = train_architecture(arch, task, rec, seed=seed, device=device,
                                        progress=progress, return_model=True,
                                        deadline=deadline, keep_best=True,
-                                       stop_at_deadline=True, init_model=init_model)
+                                       stop_at_deadline=True, init_model=init_model,
+                                       replan=replan)
     return result, model, plan
 
 

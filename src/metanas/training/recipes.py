@@ -33,6 +33,10 @@ class Recipe:
     augment: str = "crop-flip"
     """``none``, ``crop`` (pad R/8, random crop) or ``crop-flip`` (plus horizontal flips)."""
     label_smoothing: float = 0.0
+    warmup_epochs: int = 0
+    """Epochs of linear learning-rate warm-up before the cosine schedule (over the remaining
+    epochs). A budgeted fit times its warm-up epochs and then sets ``epochs`` to fill the
+    budget: the warm-up does not depend on ``epochs``, so a replay gives the same weights."""
     eval_batch_size: int = 512
     description: str = ""
 
@@ -50,6 +54,8 @@ class Recipe:
             raise ConfigError(f"recipe {self.name}: nesterov needs momentum > 0")
         if not 0 <= self.label_smoothing <= 1:
             raise ConfigError(f"recipe {self.name}: label_smoothing must be in [0, 1]")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ConfigError(f"recipe {self.name}: warmup_epochs must be in [0, epochs)")
         if self.resolution is not None and self.resolution < 1:
             raise ConfigError(f"recipe {self.name}: resolution must be >= 1 px or None")
 
@@ -58,6 +64,8 @@ class Recipe:
         cfg = dataclasses.asdict(self)
         cfg.pop("description")
         cfg.pop("eval_batch_size")
+        if not cfg["warmup_epochs"]:  # recipes from before the field keep their hashes
+            cfg.pop("warmup_epochs")
         return cfg
 
     @property

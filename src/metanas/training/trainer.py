@@ -8,8 +8,10 @@ and the device.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -122,9 +124,25 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> 
     return correct / len(y), loss / len(y)
 
 
+class WarmupCosine:
+    """Learning-rate factor per step: linear from ``1 / warm`` to 1 over ``warm`` steps,
+    then a cosine to 0 at ``total``. ``total`` may be moved while still in the warm-up (a
+    budgeted fit sets it once the warm-up has been timed)."""
+
+    def __init__(self, warm: int, total: int) -> None:
+        self.warm, self.total = warm, total
+
+    def __call__(self, step: int) -> float:
+        if step < self.warm:
+            return (step + 1) / self.warm
+        t = (step - self.warm) / max(1, self.total - self.warm)
+        return 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+
+
 def make_optimizer(model: nn.Module, recipe: Recipe, n_train: int):
-    """The recipe's SGD (nesterov, weight decay) and per-step cosine schedule: (opt, sched,
-    total steps). Shared by the single and the batched trainer so they stay equivalent."""
+    """The recipe's SGD (nesterov, weight decay) and per-step cosine schedule (after
+    ``warmup_epochs`` of linear warm-up): (opt, sched, total steps). Shared by the single
+    and the batched trainer so they stay equivalent."""
     opt = torch.optim.SGD(
         model.parameters(),
         lr=recipe.lr,
@@ -132,8 +150,13 @@ def make_optimizer(model: nn.Module, recipe: Recipe, n_train: int):
         nesterov=recipe.nesterov,
         weight_decay=recipe.weight_decay,
     )
-    total_steps = recipe.epochs * max(1, math.ceil(n_train / recipe.batch_size))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    steps_per_epoch = max(1, math.ceil(n_train / recipe.batch_size))
+    total_steps = recipe.epochs * steps_per_epoch
+    if recipe.warmup_epochs:
+        shape = WarmupCosine(recipe.warmup_epochs * steps_per_epoch, total_steps)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, shape)
+    else:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     return opt, sched, total_steps
 
 
@@ -192,6 +215,7 @@ def train_architecture(
     keep_best: bool = False,
     stop_at_deadline: bool = False,
     init_model: NB201Network | None = None,
+    replan: Callable[[Recipe, float, float], Recipe] | None = None,
 ) -> TrainResult | tuple[TrainResult, NB201Network]:
     """Train ``arch`` on ``task.x_train``; report accuracy on ``x_val`` and ``x_test``.
 
@@ -204,6 +228,9 @@ def train_architecture(
     ``init_model``: start from a copy of this network (its weights, BatchNorm statistics
     included; it must have the recipe's C and N) instead of a seeded random init; with
     ``keep_best`` its weights are validated first and count as epoch 0.
+    ``replan(recipe, seconds_per_epoch, seconds_to_deadline)``: called once the recipe's
+    ``warmup_epochs`` (at least 1) have run and been timed; the recipe it returns (a new
+    ``epochs``, nothing else) is trained from there, its cosine spanning the new epochs.
     """
     arch = parse(arch)
     recipe = get_recipe(recipe)
@@ -219,6 +246,8 @@ def train_architecture(
     model.to(dev)
     n = len(y_tr)
     opt, sched, total_steps = make_optimizer(model, recipe, n)
+    if replan is not None and not recipe.warmup_epochs:
+        raise ConfigError(f"recipe {recipe.name}: replanning needs warmup_epochs >= 1")
 
     train_loss = float("nan")
     curve: list[dict] = []
@@ -230,8 +259,10 @@ def train_architecture(
     with Bars(progress, transient=True) as bars:
         bar = bars.add(f"train {arch_label(arch)} ({recipe.name})", total_steps)
         status = ""
+        loop_start = time.perf_counter()
+        epoch = 0
         try:
-            for epoch in range(recipe.epochs):
+            while epoch < recipe.epochs:
                 model.train()
                 order = torch.randperm(n, generator=gen).to(dev)
                 seen, loss_sum = 0, 0.0
@@ -260,6 +291,14 @@ def train_architecture(
                         best = (acc, epoch + 1, _copy_state(model))
                     status = f", val acc {acc:.3f} (best {best[0]:.3f} @ {best[1]})"
                 curve.append(point)
+                epoch += 1
+                if replan is not None and epoch == recipe.warmup_epochs:
+                    now = time.perf_counter()
+                    left = float("inf") if deadline is None else deadline - now
+                    recipe = _replanned(recipe, replan(recipe, (now - loop_start) / epoch, left))
+                    total_steps = recipe.epochs * math.ceil(n / recipe.batch_size)
+                    sched.lr_lambdas[0].total = total_steps
+                    bars.retotal(bar, total_steps)
         except DeadlineReached:
             if not stop_at_deadline:
                 raise
@@ -289,6 +328,16 @@ def train_architecture(
     if return_model:
         return result, model.cpu().eval()
     return result
+
+
+def _replanned(recipe: Recipe, new: Recipe) -> Recipe:
+    """``new`` if it differs from ``recipe`` in the name and the epochs only (the warm-up
+    already ran with everything else)."""
+    keep = ("name", "epochs", "description")
+    if any(getattr(new, f.name) != getattr(recipe, f.name)
+           for f in dataclasses.fields(recipe) if f.name not in keep):
+        raise ConfigError(f"a replan may change only the epochs of {recipe.name}")
+    return new
 
 
 def _copy_state(model: nn.Module) -> dict:
