@@ -40,9 +40,8 @@ def _train(job: tuple[str, str, int, int, str]) -> dict:
     import torch
 
     from metanas.data import load_dataset
-    from metanas.methods.interface import proxy_resolution
     from metanas.spaces.nb201 import NB201Arch
-    from metanas.tasks import make_task
+    from metanas.tasks import make_task, proxy_resolution
     from metanas.training import train_architecture
 
     torch.set_num_threads(1)

@@ -20,10 +20,9 @@ from rich.table import Table
 
 import metanas
 from metanas.data import load_dataset
-from metanas.methods.interface import proxy_resolution
 from metanas.paths import shared_datasets_dir
 from metanas.spaces.nb201 import NB201Arch
-from metanas.tasks import make_task
+from metanas.tasks import make_task, proxy_resolution
 from metanas.training import train_architecture
 
 

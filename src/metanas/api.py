@@ -20,9 +20,10 @@ from metanas.data import ImageDataset, from_arrays, load_dataset
 from metanas.errors import ConfigError
 from metanas.jsonio import check_output, write_json
 from metanas.methods import registry
-from metanas.methods.interface import Budget, SearchMethod, SearchResult, proxy_resolution
+from metanas.methods.interface import Budget, SearchMethod, SearchResult
 from metanas.methods.registry import METHODS
 from metanas.spaces.nb201 import parse
+from metanas.tasks import proxy_resolution
 
 if TYPE_CHECKING:
     from metanas.training import TrainResult

@@ -15,12 +15,8 @@ from rich.console import Console
 import metanas
 from metanas.cli.display import format_stats
 from metanas.errors import KnowledgeBaseError
-from metanas.kb import (
-    EVALUATION_COLUMNS,
-    SCHEMA_VERSION,
-    KnowledgeBase,
-    kb_stats,
-)
+from metanas.kb import KnowledgeBase, kb_stats
+from metanas.kb.store import EVALUATION_COLUMNS, SCHEMA_VERSION
 
 A1 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 A2 = "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"

@@ -170,7 +170,7 @@ def test_save_load_round_trip_and_registry(trained, digits, tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"garbage")
     with pytest.raises(CheckpointError):
         FisherNearest.load(tmp_path / "bad.safetensors")
-    with pytest.raises(CheckpointError, match="not found"):
+    with pytest.raises(CheckpointError, match="does not exist"):
         GlobalPrior.load(tmp_path / "missing.safetensors")
 
 

@@ -80,7 +80,7 @@ def test_checkpoint_round_trip_and_safety(model, tmp_path):
     (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint at all")
     with pytest.raises(CheckpointError, match="junk.safetensors"):
         ValueNetMethod.load(tmp_path / "junk.safetensors")
-    with pytest.raises(CheckpointError, match="not found"):
+    with pytest.raises(CheckpointError, match="does not exist"):
         ValueNetMethod.load(tmp_path / "missing.safetensors")
 
 

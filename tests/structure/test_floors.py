@@ -9,7 +9,7 @@ from pathlib import Path
 import metanas
 
 FLOORS: list[set[str]] = [
-    {"errors", "version", "paths", "jsonio", "progress", "threads"},  # 0 plumbing
+    {"errors", "version", "paths", "jsonio", "figures", "safefiles", "progress", "threads"},  # 0 plumbing
     {"spaces", "data"},                                                # 1 what is searched, on what
     {"supernet", "tasks"},                                             # 2
     {"training", "kb"},                                                # 3 training; knowledge

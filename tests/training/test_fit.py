@@ -15,9 +15,8 @@ from metanas.data import load_dataset
 from metanas.errors import ConfigError
 from metanas.tasks import make_task
 from metanas.training.budget import fit_recipe, pick_batch_size, plan_training, replan_epochs
-from metanas.training.trainer import WarmupCosine, train_architecture
 from metanas.training.saved import load_model
-from metanas.training.trainer import evaluate
+from metanas.training.trainer import WarmupCosine, evaluate, train_architecture
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 BUDGET = 8.0

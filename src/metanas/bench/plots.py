@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
+
+from metanas.figures import pyplot, save_png
 
 __all__ = ["plot_accuracy_vs_cost", "plot_bars"]
 
@@ -13,34 +14,18 @@ MIN_SECONDS = 0.01
 """Searches faster than this are drawn at it (a log axis has no 0)."""
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _colors(methods: list[str]) -> dict[str, Any]:
-    plt = _pyplot()
+def _layout(summary: list[dict[str, Any]]) -> tuple[Any, list[str], list[str], dict[str, Any]]:
+    """pyplot, the datasets and methods in order of appearance, and a colour per method."""
+    plt = pyplot()
+    datasets = list(dict.fromkeys(s["dataset"] for s in summary))
+    methods = list(dict.fromkeys(s["method"] for s in summary))
     cmap = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
-    return {m: cmap(i % cmap.N) for i, m in enumerate(methods)}
-
-
-def _save(fig, path: Path) -> None:
-    """Save through a temporary file so an interrupted run leaves no broken PNG."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    tmp.replace(path)
+    return plt, datasets, methods, {m: cmap(i % cmap.N) for i, m in enumerate(methods)}
 
 
 def plot_accuracy_vs_cost(summary: list[dict[str, Any]], path: Path) -> None:
     """One panel per dataset: test accuracy (mean ± std over seeds) against search seconds."""
-    plt = _pyplot()
-    datasets = list(dict.fromkeys(s["dataset"] for s in summary))
-    methods = list(dict.fromkeys(s["method"] for s in summary))
-    colors = _colors(methods)
+    plt, datasets, methods, colors = _layout(summary)
     marker = {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(methods)}
     fig, axes = plt.subplots(1, len(datasets), figsize=(3.6 * len(datasets), 3.4),
                              squeeze=False)
@@ -61,16 +46,12 @@ def plot_accuracy_vs_cost(summary: list[dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     fig.legend(handles, methods, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
                frameon=False)
-    _save(fig, path)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def plot_bars(summary: list[dict[str, Any]], path: Path) -> None:
     """Grouped bars: for each dataset, each method's test accuracy (mean ± std)."""
-    plt = _pyplot()
-    datasets = list(dict.fromkeys(s["dataset"] for s in summary))
-    methods = list(dict.fromkeys(s["method"] for s in summary))
-    colors = _colors(methods)
+    plt, datasets, methods, colors = _layout(summary)
     width = 0.8 / max(len(methods), 1)
     fig, ax = plt.subplots(figsize=(max(4.0, 1.0 + 0.35 * len(datasets) * len(methods)), 3.6))
     by_key = {(s["dataset"], s["method"]): s for s in summary}
@@ -90,5 +71,4 @@ def plot_bars(summary: list[dict[str, Any]], path: Path) -> None:
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
+    save_png(fig, path)

@@ -27,11 +27,11 @@ from metanas.bench.report import BenchReport, write_report
 from metanas.bench.store import CellStore
 from metanas.data import ImageDataset
 from metanas.errors import ConfigError
-from metanas.methods.interface import SearchMethod, SearchResult, proxy_resolution
+from metanas.methods.interface import SearchMethod, SearchResult
 from metanas.methods.registry import create_method
 from metanas.progress import Bars
 from metanas.spaces.nb201 import NB201Network, count_macs, count_params, parse
-from metanas.tasks import Task, make_task
+from metanas.tasks import Task, make_task, proxy_resolution
 from metanas.training import get_recipe, train_architecture
 from metanas.version import __version__
 

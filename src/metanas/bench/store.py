@@ -7,27 +7,23 @@ file written under other arguments is never mistaken for this run's result.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from metanas.bench.plan import Cell
 from metanas.errors import ConfigError
+from metanas.paths import atomic_write
 
 __all__ = ["CellStore", "write_atomic"]
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write ``text`` to ``path`` atomically (:func:`metanas.paths.atomic_write`); an OSError
+    becomes one line naming the file."""
     try:
-        tmp.write_text(text)
-        tmp.replace(path)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text))
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 

@@ -363,13 +363,7 @@ def _load_npz(path: Path, seed: int, test_fraction: float,
         names = tuple(names[i] for i in keep)
         fingerprint = hashlib.sha256(f"{fingerprint}:class_split={value}".encode()).hexdigest()
         name = f"{path.stem}-{label}"
-    if "x" in xs:
-        tr, te = stratified_split(ys["y"], test_fraction, seed)
-        x, y = xs["x"], ys["y"]
-        arrays = _checked(x[tr], y[tr], x[te], y[te], names, where)
-        fingerprint = _derived_fingerprint(fingerprint, seed, test_fraction)
-    else:
-        arrays = _checked(xs["x_train"], ys["y_train"], xs["x_test"], ys["y_test"], names, where)
+    arrays, fingerprint = _final_splits(xs, ys, names, where, fingerprint, seed, test_fraction)
     return ImageDataset(name=name, **arrays, class_names=names, fingerprint=fingerprint,
                         origin=str(path.resolve()))
 
@@ -459,15 +453,7 @@ def _load_tree(path: Path, seed: int, test_fraction: float, progress: bool) -> I
             archive.close()
 
     names = tuple(str(n) for n in arrays["class_names"])
-    fingerprint = key
-    if "x" in arrays:
-        tr, te = stratified_split(arrays["y"], test_fraction, seed)
-        x, y = arrays["x"], arrays["y"]
-        checked = _checked(x[tr], y[tr], x[te], y[te], names, where)
-        fingerprint = _derived_fingerprint(key, seed, test_fraction)
-    else:
-        checked = _checked(arrays["x_train"], arrays["y_train"], arrays["x_test"],
-                           arrays["y_test"], names, where)
+    checked, fingerprint = _final_splits(arrays, arrays, names, where, key, seed, test_fraction)
     name = path.name if path.is_dir() else path.stem
     return ImageDataset(name=name, **checked, class_names=names, fingerprint=fingerprint,
                         origin=str(path.resolve()))
@@ -783,6 +769,21 @@ def _hash_arrays(arrays: dict[str, np.ndarray], names: Sequence[str]) -> str:
         h.update(memoryview(a).cast("B"))
     h.update(json.dumps(list(names)).encode())
     return h.hexdigest()
+
+
+def _final_splits(xs: dict[str, np.ndarray], ys: dict[str, np.ndarray],
+                  names: tuple[str, ...], where: str, fingerprint: str, seed: int,
+                  test_fraction: float) -> tuple[dict[str, np.ndarray], str]:
+    """The checked train and test arrays, and the dataset's fingerprint: a single pool
+    (``x``, ``y``) is split seeded and stratified (the fingerprint then names the split);
+    given ``x_train`` ... ``y_test`` are kept as they are."""
+    if "x" in xs:
+        tr, te = stratified_split(ys["y"], test_fraction, seed)
+        x, y = xs["x"], ys["y"]
+        return (_checked(x[tr], y[tr], x[te], y[te], names, where),
+                _derived_fingerprint(fingerprint, seed, test_fraction))
+    return _checked(xs["x_train"], ys["y_train"], xs["x_test"], ys["y_test"], names,
+                    where), fingerprint
 
 
 def _derived_fingerprint(content: str, seed: int, test_fraction: float) -> str:

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from metanas.errors import CheckpointError, ConfigError
+from metanas.paths import atomic_write
 from metanas.spaces.nb201 import NB201Network, parse
 from metanas.tasks import Task
 from metanas.threads import single_threaded
@@ -53,7 +54,11 @@ CACHE_FORMAT = "metanas.fisher-cache/1"
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """Everything that determines a task's embedding (hashed into cache keys)."""
+    """Everything that determines a task's embedding (hashed into cache keys): the fixed
+    probe network (``cell``, ``C``, ``N``; its weights from ``init_seed``, the same for every
+    task, so embeddings compare), ``steps`` of SGD that fit it to the task, and the
+    ``samples`` images whose per-sample gradients give the diagonal Fisher information
+    (``seed``: batch order and samples)."""
 
     cell: str = PROBE_CELL
     C: int = 4
@@ -236,13 +241,10 @@ class EmbeddingCache:
         from safetensors import SafetensorError
         from safetensors.numpy import save_file
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         meta = {"format": CACHE_FORMAT, "probe_hash": self.config.hash,
                 "probe": json.dumps(asdict(self.config))}
         try:
-            save_file(dict(self.entries), str(tmp), metadata=meta)
-            tmp.replace(self.path)
+            atomic_write(self.path, lambda tmp: save_file(dict(self.entries), tmp,
+                                                          metadata=meta))
         except (OSError, SafetensorError) as exc:
-            tmp.unlink(missing_ok=True)
             raise CheckpointError(f"cannot write Fisher cache {self.path}: {exc}") from None

@@ -86,10 +86,13 @@ class ZeroCostConfig:
     """What determines a cell's scores besides the cell and the task."""
 
     C: int = 16
+    """Network width (NB201's own size by default; scores are taken on that network)."""
     N: int = 5
     batch_size: int = 64
+    """Images in the seeded batch every proxy sees."""
     seed: int = 0
     zico_batches: int = 2
+    """ZiCo's gradient statistics need at least two batches."""
 
     def __post_init__(self) -> None:
         for name, low in (("C", 1), ("N", 1), ("batch_size", 2), ("zico_batches", 2)):

@@ -10,20 +10,11 @@
 
 from metanas.kb.catalog import kb_names, open_kb, pack_kb, resolve_kb, writable_kb
 from metanas.kb.stats import kb_stats
-from metanas.kb.store import (
-    APPLICATION_ID,
-    EVALUATION_COLUMNS,
-    METRICS,
-    SCHEMA_VERSION,
-    KnowledgeBase,
-)
+from metanas.kb.store import KnowledgeBase
 from metanas.kb.tables import import_table, published_task_key
 
+# the schema's constants (SCHEMA_VERSION, METRICS, ...) stay in metanas.kb.store, its owner
 __all__ = [
-    "APPLICATION_ID",
-    "EVALUATION_COLUMNS",
-    "METRICS",
-    "SCHEMA_VERSION",
     "KnowledgeBase",
     "import_table",
     "kb_names",

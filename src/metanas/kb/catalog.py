@@ -21,7 +21,7 @@ from typing import Any
 
 from metanas.errors import KnowledgeBaseError
 from metanas.kb.store import KnowledgeBase, open_for_writing
-from metanas.paths import assets_dir, cache_dir
+from metanas.paths import assets_dir, atomic_write, cache_dir
 
 __all__ = ["CATALOG_FORMAT", "catalog", "kb_names", "open_kb", "pack_kb", "resolve_kb"]
 
@@ -86,17 +86,13 @@ def resolve_kb(name_or_path: str | os.PathLike, *, root: Path | None = None) -> 
         raise KnowledgeBaseError(f"shipped knowledge base file {source} is missing")
     if sha256_file(source) != entry["sha256"]:
         raise KnowledgeBaseError(f"{source}: checksum mismatch (corrupted or edited file)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out, lzma.open(source) as src:
+    def extract(tmp: str) -> None:
+        with open(tmp, "wb") as out, lzma.open(source) as src:
             shutil.copyfileobj(src, out)
         if sha256_file(Path(tmp)) != entry["db_sha256"]:
             raise KnowledgeBaseError(f"{source}: decompressed file does not match its checksum")
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+
+    atomic_write(target, extract)
     return target
 
 
@@ -127,21 +123,18 @@ def pack_kb(db: Path, name: str, *, root: Path | None = None, description: str =
             src.backup(dst)
             dst.execute("PRAGMA journal_mode=DELETE")
             dst.execute("VACUUM")
-            counts = {t: dst.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                      for t in ("tasks", "architectures", "evaluations")}
-            per_source = {
-                source: {"tasks": int(tasks), "evaluations": int(evals)}
-                for source, tasks, evals in dst.execute(
-                    "SELECT t.source, COUNT(DISTINCT t.id), COUNT(e.id) FROM tasks t LEFT JOIN "
-                    "evaluations e ON e.task_id = t.id GROUP BY t.source ORDER BY t.source")}
             dst.close()
         finally:
             src.close()
+        with KnowledgeBase(compact, readonly=True) as packed:
+            counts, per_source = packed.counts(), packed.source_counts()
         out = root / f"{name}.db.xz"
-        tmp_out = out.with_name(out.name + ".tmp")
-        with open(compact, "rb") as fh, lzma.open(tmp_out, "wb", preset=9) as xz:
-            shutil.copyfileobj(fh, xz)
-        os.replace(tmp_out, out)
+
+        def compress(tmp: str) -> None:
+            with open(compact, "rb") as fh, lzma.open(tmp, "wb", preset=9) as xz:
+                shutil.copyfileobj(fh, xz)
+
+        atomic_write(out, compress)
         entry = {
             "file": out.name,
             "sha256": sha256_file(out),
@@ -156,8 +149,6 @@ def pack_kb(db: Path, name: str, *, root: Path | None = None, description: str =
     data["entries"][name] = entry
     if make_default or not data.get("default"):
         data["default"] = name
-    path = _catalog_path(root)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    atomic_write(_catalog_path(root), lambda tmp: Path(tmp).write_text(text))
     return entry

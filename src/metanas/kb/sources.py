@@ -268,9 +268,9 @@ def source_summary(kb: KnowledgeBase) -> list[dict[str, Any]]:
         spec = t.get("spec") or {}
         if isinstance(spec, dict) and spec.get("kind") == "published":
             entry["published"] = True
-    for source, n in kb.evaluation_counts_by_source().items():
+    for source, counts in kb.source_counts().items():
         per.setdefault(source, {"source": source, "tasks": 0, "evaluations": 0,
-                                "published": False})["evaluations"] = n
+                                "published": False})["evaluations"] = counts["evaluations"]
     for entry in per.values():
         src = SOURCES.get(entry["source"])
         if src is not None:

@@ -32,14 +32,13 @@ import math
 import operator
 import os
 import sqlite3
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from metanas.errors import KnowledgeBaseError, first_line, shorten
-from metanas.paths import give_default_mode
+from metanas.paths import atomic_write
 
 __all__ = [
     "APPLICATION_ID",
@@ -258,17 +257,30 @@ def _dumps(value: Any) -> str | None:
     return json.dumps(_json_safe(value), sort_keys=True, allow_nan=False)
 
 
+def _acc_summary(n: int, lo: Any, mean: Any, hi: Any, sq_dev: Any) -> dict[str, Any]:
+    """n / min / mean / max / population std of one accuracy column (``None`` when n = 0)."""
+    if not n:
+        return {"n": 0, "min": None, "mean": None, "max": None, "std": None}
+    return {"n": int(n), "min": float(lo), "mean": float(mean), "max": float(hi),
+            "std": math.sqrt(max(float(sq_dev or 0.0), 0.0) / n)}
+
+
 def _loads(text: str | None) -> Any:
     if text is None:
         return None
     return json.loads(text)
 
 
-def _opt_int(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
+def _no_bool(name: str, value: Any, kind: str) -> bool:
+    """``False``, or ValueError for a bool (an int subclass that is never meant as one)."""
     if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return False
+
+
+def _opt_int(name: str, value: Any) -> int | None:
+    if value is None or _no_bool(name, value, "an integer"):
+        return None
     try:
         return operator.index(value)  # int, numpy integers
     except TypeError:
@@ -284,10 +296,8 @@ def _opt_int(name: str, value: Any) -> int | None:
 
 def _opt_float(name: str, value: Any) -> float | None:
     """A float, or ``None`` for missing / NaN (SQLite stores NaN as NULL anyway)."""
-    if value is None:
+    if value is None or _no_bool(name, value, "a number"):
         return None
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, got {value!r}")
     try:
         out = float(value)
     except (TypeError, ValueError):
@@ -321,6 +331,18 @@ def _required_str(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{name} must be a non-empty string, got {value!r}")
     return value
+
+
+def _transactional(method):
+    """``method`` run inside one transaction (a savepoint when nested); the bare method stays
+    reachable as ``__wrapped__`` for callers that hold a transaction already."""
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self.transaction():
+            return method(self, *args, **kwargs)
+
+    return run
 
 
 class KnowledgeBase:
@@ -750,6 +772,7 @@ class KnowledgeBase:
 
     # ------------------------------------------------------------------ evaluations
 
+    @_transactional
     def add_evaluation(
         self,
         task_id: int,
@@ -772,34 +795,6 @@ class KnowledgeBase:
         seed). ``recipe`` (name) and ``recipe_config`` are stored once per recipe hash in the
         ``recipes`` table (see :meth:`recipes`).
         """
-        with self.transaction():
-            return self._add_evaluation(
-                task_id,
-                arch_id,
-                recipe=recipe,
-                recipe_hash=recipe_hash,
-                seed=seed,
-                metrics=metrics,
-                recipe_config=recipe_config,
-                seconds=seconds,
-                device=device,
-                extra=extra,
-            )
-
-    def _add_evaluation(
-        self,
-        task_id: int,
-        arch_id: int,
-        *,
-        recipe: str,
-        recipe_hash: str,
-        seed: int,
-        metrics: dict,
-        recipe_config: dict | None = None,
-        seconds: float | None = None,
-        device: str | None = None,
-        extra: dict | None = None,
-    ) -> bool:
         _required_str("recipe", recipe)
         _required_str("recipe_hash", recipe_hash)
         if not isinstance(metrics, dict):
@@ -843,6 +838,9 @@ class KnowledgeBase:
                 what = f"task id {params['task_id']}"
             raise KnowledgeBaseError(f"no {what} in {self.path}") from exc
         return cur.rowcount == 1
+
+    _add_evaluation = add_evaluation.__wrapped__
+    """The same without its own savepoint, for :meth:`add_evaluations`' one transaction."""
 
     def _add_recipe(self, name: str, recipe_hash: str, config: dict | None) -> int:
         conn = self.conn
@@ -1011,12 +1009,101 @@ class KnowledgeBase:
             for table in ("tasks", "architectures", "evaluations")
         }
 
-    def evaluation_counts_by_source(self) -> dict[str, int]:
-        """Number of evaluations per task source."""
+    def source_counts(self) -> dict[str, dict[str, int]]:
+        """Per task source: its tasks and evaluations."""
         rows = self.conn.execute(
-            "SELECT t.source, COUNT(*) FROM evaluations e JOIN tasks t ON t.id = e.task_id "
-            "GROUP BY t.source ORDER BY t.source").fetchall()
-        return {str(source): int(n) for source, n in rows}
+            "SELECT t.source, COUNT(DISTINCT t.id), COUNT(e.id) FROM tasks t "
+            "LEFT JOIN evaluations e ON e.task_id = t.id GROUP BY t.source ORDER BY t.source")
+        return {str(row[0]): {"tasks": int(row[1]), "evaluations": int(row[2])} for row in rows}
+
+    def task_summaries(self) -> list[dict[str, Any]]:
+        """Per task: id, key, name, source, whether it has meta-features, evaluations,
+        architectures, ``val_acc`` / ``test_acc`` (n, min, mean, max, population std) and
+        ``best``: the architecture with the highest mean validation accuracy over its
+        evaluations (test accuracy where the task has no validation accuracies)."""
+        conn = self.conn
+        # Two passes (mean, then squared deviations) so the std of equal values is exactly 0.
+        deviations = {
+            row[0]: (row[1], row[2])
+            for row in conn.execute(
+                "SELECT e.task_id, SUM((e.val_acc - m.v) * (e.val_acc - m.v)), "
+                "SUM((e.test_acc - m.t) * (e.test_acc - m.t)) FROM evaluations e "
+                "JOIN (SELECT task_id, AVG(val_acc) AS v, AVG(test_acc) AS t FROM evaluations "
+                "GROUP BY task_id) m ON m.task_id = e.task_id GROUP BY e.task_id"
+            )
+        }
+        best = self._best_per_task()
+        tasks: list[dict[str, Any]] = []
+        for row in conn.execute(
+            """
+            SELECT t.id, t.key, t.name, t.source, t.meta_features IS NOT NULL AS has_features,
+                   COUNT(e.id) AS n, COUNT(DISTINCT e.arch_id) AS archs,
+                   COUNT(e.val_acc) AS vn, MIN(e.val_acc) AS vmin, AVG(e.val_acc) AS vmean,
+                   MAX(e.val_acc) AS vmax,
+                   COUNT(e.test_acc) AS tn, MIN(e.test_acc) AS tmin, AVG(e.test_acc) AS tmean,
+                   MAX(e.test_acc) AS tmax
+            FROM tasks t LEFT JOIN evaluations e ON e.task_id = t.id
+            GROUP BY t.id ORDER BY t.id
+            """
+        ):
+            dev_v, dev_t = deviations.get(row["id"], (None, None))
+            tasks.append({
+                "id": int(row["id"]), "key": row["key"], "name": row["name"],
+                "source": row["source"], "meta_features": bool(row["has_features"]),
+                "evaluations": int(row["n"]), "architectures": int(row["archs"]),
+                "val_acc": _acc_summary(row["vn"], row["vmin"], row["vmean"], row["vmax"], dev_v),
+                "test_acc": _acc_summary(row["tn"], row["tmin"], row["tmean"], row["tmax"], dev_t),
+                "best": best.get(row["id"]),
+            })
+        return tasks
+
+    def _best_per_task(self) -> dict[int, dict[str, Any]]:
+        best: dict[int, dict[str, Any]] = {}
+        for row in self.conn.execute(
+            """
+            WITH per AS (
+                SELECT task_id, arch_id, AVG(val_acc) AS v, AVG(test_acc) AS t, COUNT(*) AS n
+                FROM evaluations GROUP BY task_id, arch_id
+            ), has AS (
+                SELECT task_id, COUNT(val_acc) > 0 AS has_val FROM evaluations GROUP BY task_id
+            ), ranked AS (
+                SELECT per.*, has.has_val,
+                       ROW_NUMBER() OVER (
+                           PARTITION BY per.task_id
+                           ORDER BY CASE WHEN has.has_val THEN per.v ELSE per.t END DESC,
+                                    per.arch_id
+                       ) AS rn
+                FROM per JOIN has ON has.task_id = per.task_id
+            )
+            SELECT r.task_id, a.arch, a.canonical, r.v, r.t, r.n, r.has_val
+            FROM ranked r JOIN architectures a ON a.id = r.arch_id
+            WHERE r.rn = 1
+            """
+        ):
+            value = row["v"] if row["has_val"] else row["t"]
+            if value is None:  # no accuracy at all for this task
+                continue
+            best[row["task_id"]] = {
+                "arch": row["arch"], "canonical": row["canonical"],
+                "metric": "val_acc" if row["has_val"] else "test_acc", "value": float(value),
+                "val_acc": None if row["v"] is None else float(row["v"]),
+                "test_acc": None if row["t"] is None else float(row["t"]),
+                "evaluations": int(row["n"]),
+            }
+        return best
+
+    def evaluation_overview(self) -> dict[str, Any]:
+        """Distinct evaluated architectures and canonical classes, evaluations per recipe."""
+        distinct_archs, distinct_canonical = self.conn.execute(
+            "SELECT COUNT(DISTINCT e.arch_id), COUNT(DISTINCT a.space || ':' || a.canonical) "
+            "FROM evaluations e JOIN architectures a ON a.id = e.arch_id").fetchone()
+        recipes = {
+            str(r[0]): int(r[1]) for r in self.conn.execute(
+                "SELECT r.name, COUNT(*) FROM evaluations e JOIN recipes r ON r.id = e.recipe_id "
+                "GROUP BY r.name ORDER BY r.name")
+        }
+        return {"distinct_architectures": int(distinct_archs),
+                "distinct_canonical": int(distinct_canonical), "recipes": recipes}
 
     def export_csv(self, path: str | os.PathLike) -> int:
         """Write the joined evaluation rows to a CSV file (header + one row per evaluation).
@@ -1030,24 +1117,21 @@ class KnowledgeBase:
         if not target.parent.is_dir():
             raise KnowledgeBaseError(f"cannot export to {target}: folder {target.parent} missing")
         sql, params = self._evaluation_query(None, None, None, None, None)
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        except OSError as exc:
-            raise KnowledgeBaseError(f"cannot export to {target}: {exc.strerror or exc}") from None
         n = 0
-        try:
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+
+        def write(tmp: str) -> None:
+            nonlocal n
+            with open(tmp, "w", newline="", encoding="utf-8") as fh:
                 writer = csv.writer(fh)
                 writer.writerow(EVALUATION_COLUMNS)
                 for row in self.conn.execute(sql, params):
                     writer.writerow(["" if v is None else v for v in row])
                     n += 1
-            give_default_mode(tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+
+        try:
+            atomic_write(target, write)
+        except OSError as exc:
+            raise KnowledgeBaseError(f"cannot export to {target}: {exc.strerror or exc}") from None
         return n
 
 

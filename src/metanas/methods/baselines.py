@@ -16,16 +16,10 @@ import numpy as np
 
 from metanas.data import ImageDataset
 from metanas.errors import ConfigError
-from metanas.methods.interface import (
-    Budget,
-    Candidate,
-    SearchMethod,
-    SearchResult,
-    proxy_resolution,
-)
+from metanas.methods.interface import Budget, Candidate, SearchMethod, SearchResult
 from metanas.progress import Bars
 from metanas.spaces.nb201 import NB201Arch
-from metanas.tasks import Task, make_task
+from metanas.tasks import Task, make_task, proxy_resolution
 from metanas.training import DeadlineReached, get_recipe, train_architecture
 
 DEFAULT_EVALUATIONS = 10

@@ -11,11 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from metanas.errors import CheckpointError, MetanasError, first_line
-from metanas.paths import atomic_write
+from metanas.safefiles import open_safetensors, write_safetensors
 from metanas.version import __version__
 
 __all__ = ["check_shapes", "meta_json", "read_checkpoint", "write_checkpoint"]
@@ -25,11 +23,7 @@ def write_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor],
                      metadata: dict[str, str]) -> None:
     """Write atomically (tmp file + replace; parent folders created): a failed write leaves
     no half file behind."""
-    path = Path(path)
-    try:
-        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
-    except (OSError, SafetensorError) as exc:
-        raise CheckpointError(f"cannot write checkpoint {path}: {exc}") from None
+    write_safetensors(path, tensors, metadata, "checkpoint")
 
 
 def read_checkpoint(path: str | Path, fmt: str, what: str
@@ -37,15 +31,8 @@ def read_checkpoint(path: str | Path, fmt: str, what: str
     """(tensors, metadata) of a checkpoint whose ``format`` is ``fmt``; ``what`` names the
     method in errors."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{what} checkpoint not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path} is not a valid safetensors checkpoint: "
-                              f"{first_line(exc)}") from None
+    with open_safetensors(path, f"{what} checkpoint") as (fh, meta):
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
     if meta.get("format") != fmt:
         raise CheckpointError(f"{path} is not a {what} checkpoint (format "
                               f"{str(meta.get('format'))[:80]!r}, expected {fmt!r})")

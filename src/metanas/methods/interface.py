@@ -30,11 +30,6 @@ def config_from_options(cls: type, options: dict[str, Any], what: str, *,
     return cls(**options)
 
 
-def proxy_resolution(side: int, options: tuple[int, ...] | list[int] = (16, 32)) -> int:
-    """The option closest (in log scale) to an image side: where a method builds its task."""
-    return min(options, key=lambda r: (abs(math.log2(r) - math.log2(side)), r))
-
-
 @dataclass
 class Candidate:
     """One ranked architecture: higher score is better; ``extra`` holds method-specific numbers."""

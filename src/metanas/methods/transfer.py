@@ -58,7 +58,6 @@ from metanas.methods.interface import (
     MetaLearnedMethod,
     SearchResult,
     config_from_options,
-    proxy_resolution,
 )
 from metanas.methods.options import (
     FisherNearestOptions,
@@ -67,7 +66,7 @@ from metanas.methods.options import (
 )
 from metanas.progress import Bars
 from metanas.spaces.nb201 import NB201Arch
-from metanas.tasks import TaskSpec, make_task
+from metanas.tasks import TaskSpec, make_task, proxy_resolution
 from metanas.training import get_recipe
 from metanas.version import __version__
 

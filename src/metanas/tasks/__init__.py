@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from metanas.tasks.sampler import TaskSampler
-from metanas.tasks.task import Task, TaskSpec, make_task
+from metanas.tasks.task import Task, TaskSpec, make_task, proxy_resolution
 
-__all__ = ["Task", "TaskSampler", "TaskSpec", "make_task"]
+__all__ = ["Task", "TaskSampler", "TaskSpec", "make_task", "proxy_resolution"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -248,3 +249,9 @@ def _as_int(value: Any, name: str) -> int:
             return int(value)
         raise DatasetError(f"{name} must be an integer, got {value!r}")
     return int(value)
+
+
+def proxy_resolution(side: int, options: tuple[int, ...] | list[int] = (16, 32)) -> int:
+    """The option closest (in log scale) to an image side: the resolution a method builds
+    its task at (a rule about tasks, so it lives here, not with the methods)."""
+    return min(options, key=lambda r: (abs(math.log2(r) - math.log2(side)), r))

@@ -94,20 +94,14 @@ def curve_summary(result: TrainResult) -> dict[str, Any]:
 def write_curves(stem: Path, result: TrainResult, meta: dict[str, Any]) -> dict[str, str]:
     """``STEM.curves.json`` (per-epoch train loss, val acc, lr, seconds) and
     ``STEM.curves.png``; returns their paths."""
-    import json
+    from metanas.figures import pyplot, save_png
+    from metanas.jsonio import write_json
 
-    import matplotlib
-
-    from metanas.paths import atomic_write
-
-    matplotlib.use("Agg")  # no display needed
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     json_path = stem.with_name(stem.name + ".curves.json")
     png_path = stem.with_name(stem.name + ".curves.png")
     payload = {**meta, "summary": curve_summary(result), "curve": result.curve}
-    text = json.dumps(payload, indent=2, allow_nan=False, default=float) + "\n"
-    atomic_write(json_path, lambda tmp: Path(tmp).write_text(text))
+    write_json(json_path, payload, option="the curves file")
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.4))
     epochs = [p["epoch"] for p in result.curve]
     ax_loss.plot(epochs, [p["train_loss"] for p in result.curve], marker=".")
@@ -121,10 +115,7 @@ def write_curves(stem: Path, result: TrainResult, meta: dict[str, Any]) -> dict[
     ax_acc.set(xlabel="epoch", ylabel="validation accuracy",
                title=f"best @ epoch {result.best_epoch} (kept)")
     fig.tight_layout()
-    try:
-        atomic_write(png_path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    finally:
-        plt.close(fig)
+    save_png(fig, png_path, dpi=100)
     return {"curves_json": str(json_path), "curves_png": str(png_path)}
 
 

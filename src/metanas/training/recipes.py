@@ -83,55 +83,22 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
 
+# SGD nesterov (momentum 0.9), cosine schedule, weight decay 5e-4 and crop+flip throughout.
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
-        Recipe(
-            name="cpu-proxy",
-            C=8,
-            N=1,
-            epochs=6,
-            batch_size=64,
-            lr=0.05,
-            weight_decay=5e-4,
-            description="CPU proxy: C=8, N=1, task resolution (16-32 px), 6 epochs, batch 64, "
-            "SGD nesterov lr 0.05 cosine, wd 5e-4, crop+flip. A few seconds per "
-            "evaluation on one core; the knowledge-base default.",
-        ),
-        Recipe(
-            name="cpu-tiny",
-            C=8,
-            N=1,
-            epochs=3,
-            batch_size=32,
-            lr=0.05,
-            weight_decay=5e-4,
-            description="Smoke-test recipe: like cpu-proxy with 3 epochs of batch 32.",
-        ),
-        Recipe(
-            name="cpu-large",
-            C=16,
-            N=2,
-            epochs=20,
-            batch_size=64,
-            lr=0.05,
-            weight_decay=5e-4,
-            resolution=32,
-            description="The largest reference the CPU affords on a few tasks: C=16, N=2, 32 px, "
-            "20 epochs.",
-        ),
-        Recipe(
-            name="nb201",
-            C=16,
-            N=5,
-            epochs=200,
-            batch_size=256,
-            lr=0.1,
-            weight_decay=5e-4,
-            resolution=32,
-            description="The NAS-Bench-201 recipe (GPU): C=16, N=5, 32 px, 200 epochs, batch "
-            "256, SGD nesterov lr 0.1 cosine, wd 5e-4, crop+flip.",
-        ),
+        Recipe("cpu-proxy", C=8, N=1, epochs=6, batch_size=64, lr=0.05, weight_decay=5e-4,
+               description="CPU proxy: C=8, N=1, task resolution (16-32 px), 6 epochs, batch "
+               "64, SGD nesterov lr 0.05 cosine, wd 5e-4, crop+flip. A few seconds per "
+               "evaluation on one core; the knowledge-base default."),
+        Recipe("cpu-tiny", C=8, N=1, epochs=3, batch_size=32, lr=0.05, weight_decay=5e-4,
+               description="Smoke-test recipe: like cpu-proxy with 3 epochs of batch 32."),
+        Recipe("cpu-large", C=16, N=2, epochs=20, batch_size=64, lr=0.05, weight_decay=5e-4,
+               resolution=32, description="The largest reference the CPU affords on a few "
+               "tasks: C=16, N=2, 32 px, 20 epochs."),
+        Recipe("nb201", C=16, N=5, epochs=200, batch_size=256, lr=0.1, weight_decay=5e-4,
+               resolution=32, description="The NAS-Bench-201 recipe (GPU): C=16, N=5, 32 px, "
+               "200 epochs, batch 256, SGD nesterov lr 0.1 cosine, wd 5e-4, crop+flip."),
     )
 }
 

@@ -26,6 +26,7 @@ from torch import nn
 
 from metanas.errors import CheckpointError, DatasetError
 from metanas.paths import atomic_write
+from metanas.safefiles import open_safetensors, write_safetensors
 from metanas.spaces.nb201 import NB201Network
 from metanas.tasks import Task
 from metanas.version import __version__
@@ -192,9 +193,6 @@ def save_model(path: str | os.PathLike, net: NB201Network, task: Task, *, recipe
         training=json.loads(json.dumps(training or {}, default=float)),
         stem_strides=int(cfg.get("stem_strides", 0)))
     card.check(str(path))
-    from safetensors import SafetensorError
-    from safetensors.torch import save_file
-
     path = Path(path)
     state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
     fields = asdict(card)
@@ -202,56 +200,41 @@ def save_model(path: str | os.PathLike, net: NB201Network, task: Task, *, recipe
         del fields["stem_strides"]
     meta = {"format": MODEL_FORMAT, "card": json.dumps(fields, allow_nan=False,
                                                        default=float)}
-    try:
-        atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
-    except (OSError, SafetensorError) as exc:
-        raise CheckpointError(f"cannot write model {path}: {exc}") from None
+    write_safetensors(path, state, meta, "model")
     return card
 
 
 def load_model(path: str | os.PathLike) -> SavedModel:
     """A saved model, checked (format and version, card, shapes, finite weights), in eval
     mode on the CPU."""
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"model {path} does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            fmt = meta.get("format", "")
-            if not fmt.startswith("metanas.nb201-model/"):
-                raise CheckpointError(f"{path} is not a metanas model (format {fmt!r})")
-            if fmt != MODEL_FORMAT:
-                raise CheckpointError(f"{path} has format {fmt}; this metanas ({__version__}) "
-                                      f"reads {MODEL_FORMAT}: upgrade metanas")
-            raw = json.loads(meta["card"])
-            raw["class_names"] = tuple(raw["class_names"])
-            raw["mean"], raw["std"] = tuple(raw["mean"]), tuple(raw["std"])
-            card = ModelCard(**raw)
-            card.check(str(path))
-            net = NB201Network(card.arch, C=card.C, N=card.N, in_channels=card.in_channels,
-                               num_classes=card.num_classes, stem_strides=card.stem_strides)
-            expected = net.state_dict()
-            if set(fh.keys()) != set(expected):
-                raise CheckpointError(f"{path}: its tensors do not match architecture "
-                                      f"{card.arch} with C={card.C}, N={card.N}")
-            state = {}
-            for k in expected:
-                t = fh.get_tensor(k)
-                if t.shape != expected[k].shape:
-                    raise CheckpointError(f"{path}: tensor {k} has shape {tuple(t.shape)}, "
-                                          f"expected {tuple(expected[k].shape)}")
-                if t.is_floating_point() and not torch.isfinite(t).all():
-                    raise CheckpointError(f"{path}: tensor {k} holds non-finite values")
-                state[k] = t
-    except CheckpointError:
-        raise
-    except (SafetensorError, OSError, ValueError, KeyError, TypeError,
-            json.JSONDecodeError) as exc:
-        text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable metanas model ({text})") from None
+    with open_safetensors(path, "metanas model") as (fh, meta):
+        fmt = meta.get("format", "")
+        if not fmt.startswith("metanas.nb201-model/"):
+            raise CheckpointError(f"{path} is not a metanas model (format {fmt!r})")
+        if fmt != MODEL_FORMAT:
+            raise CheckpointError(f"{path} has format {fmt}; this metanas ({__version__}) "
+                                  f"reads {MODEL_FORMAT}: upgrade metanas")
+        raw = json.loads(meta["card"])
+        raw["class_names"] = tuple(raw["class_names"])
+        raw["mean"], raw["std"] = tuple(raw["mean"]), tuple(raw["std"])
+        card = ModelCard(**raw)
+        card.check(str(path))
+        net = NB201Network(card.arch, C=card.C, N=card.N, in_channels=card.in_channels,
+                           num_classes=card.num_classes, stem_strides=card.stem_strides)
+        expected = net.state_dict()
+        if set(fh.keys()) != set(expected):
+            raise CheckpointError(f"{path}: its tensors do not match architecture "
+                                  f"{card.arch} with C={card.C}, N={card.N}")
+        state = {}
+        for k in expected:
+            t = fh.get_tensor(k)
+            if t.shape != expected[k].shape:
+                raise CheckpointError(f"{path}: tensor {k} has shape {tuple(t.shape)}, "
+                                      f"expected {tuple(expected[k].shape)}")
+            if t.is_floating_point() and not torch.isfinite(t).all():
+                raise CheckpointError(f"{path}: tensor {k} holds non-finite values")
+            state[k] = t
     net.load_state_dict(state)
     return SavedModel(net, card)
 

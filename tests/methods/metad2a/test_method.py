@@ -110,7 +110,7 @@ def test_custom_extractor_checkpoint_needs_the_extractor(tmp_path):
 
 
 def test_bad_checkpoints_raise_checkpoint_error(tmp_path, model):
-    with pytest.raises(CheckpointError, match="not found"):
+    with pytest.raises(CheckpointError, match="does not exist"):
         MetaD2AMethod.load(tmp_path / "missing.safetensors")
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"not a checkpoint at all")

@@ -31,26 +31,27 @@ class BASEConfig:
     meta_steps: int = 300
     tasks_per_step: int = 4
     inner_steps: int = 10
-    batch_size: int = 32
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    arch_lr: float = 0.01
-    arch_weight_decay: float = 1e-3
+    # the inner loop's optimiser: InnerConfig's defaults, named once there
+    batch_size: int = InnerConfig.batch_size
+    lr: float = InnerConfig.lr
+    momentum: float = InnerConfig.momentum
+    weight_decay: float = InnerConfig.weight_decay
+    arch_lr: float = InnerConfig.arch_lr
+    arch_weight_decay: float = InnerConfig.arch_weight_decay
     meta_lr: float = 1.0
     meta_lr_end: float = 0.1
     """Reptile step size lambda, annealed linearly from meta_lr to meta_lr_end."""
-    sampling: str = "gumbel"
+    sampling: str = InnerConfig.sampling
     tau_start: float = 1.0
     tau_end: float = 0.5
     tau_schedule: str = "exp"
-    augment: str = "crop-flip"
+    augment: str = InnerConfig.augment
     seed: int = 0
     # adaptation defaults (search time)
     adapt_steps: int = 100
     adapt_batch_size: int = 64
-    adapt_lr: float = 0.05
-    adapt_arch_lr: float = 0.01
+    adapt_lr: float = InnerConfig.lr
+    adapt_arch_lr: float = InnerConfig.arch_lr
     adapt_tau: float | None = None
     """Gumbel temperature while adapting; None continues at the end of meta-training (tau_end)."""
 

@@ -118,14 +118,18 @@ class MAMLConfig:
     n_way: int = 5
     k_shot: int = 1
     q_query: int = 15
+    """Query images per class (the outer loss)."""
     iterations: int = 300
     meta_batch: int = 4
+    """Episodes per outer step."""
     inner_steps: int = 5
     test_inner_steps: int = 10
     inner_lr: float = 0.1
     meta_lr: float = 1e-3
     arch_meta_lr: float = 3e-3
+    """Outer step size of the architecture logits (the weights use ``meta_lr``)."""
     first_order: bool = True
+    """First-order MAML (no second derivatives), as BASE's few-shot runs."""
     sampling: str = "gumbel"
     tau: float = 1.0
     seed: int = 0

@@ -59,13 +59,12 @@ from metanas.methods.interface import (
     MetaLearnedMethod,
     SearchResult,
     config_from_options,
-    proxy_resolution,
 )
 from metanas.methods.options import BASEOptions, BASEPriorOptions
 from metanas.progress import Bars
 from metanas.spaces.nb201 import NB201Network
 from metanas.supernet import NB201Supernet, Supernet, TemperatureSchedule, build_supernet
-from metanas.tasks import Task, TaskSpec, make_task
+from metanas.tasks import Task, TaskSpec, make_task, proxy_resolution
 
 UNLIMITED_STEPS = 1_000_000
 """Step cap when only a time budget bounds adaptation."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from metanas.data import ImageDataset, load_dataset
 from metanas.data.locate import find_source
 from metanas.errors import ConfigError, DatasetError, KnowledgeBaseError
 from metanas.methods.metad2a.extractor import FeatureExtractor, resize, to_float_images
-from metanas.paths import cache_dir
+from metanas.paths import atomic_write, cache_dir
 from metanas.tasks import TaskSpec, make_task
 
 _CACHE_VERSION = 1
@@ -180,9 +179,7 @@ def _read_cached(path: Path) -> list[torch.Tensor] | None:
 
 def _write_cached(path: Path, pools: list[torch.Tensor]) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        save_file({f"c{i}": p.contiguous() for i, p in enumerate(pools)}, str(tmp))
-        tmp.replace(path)
+        tensors = {f"c{i}": p.contiguous() for i, p in enumerate(pools)}
+        atomic_write(path, lambda tmp: save_file(tensors, tmp))
     except (OSError, SafetensorError):
         pass  # caching is an optimisation only

@@ -22,13 +22,7 @@ import torch
 from metanas.data import ImageDataset
 from metanas.errors import CheckpointError, first_line
 from metanas.methods.checkpoints import check_shapes, meta_json, read_checkpoint, write_checkpoint
-from metanas.methods.interface import (
-    Budget,
-    Candidate,
-    MetaLearnedMethod,
-    SearchResult,
-    proxy_resolution,
-)
+from metanas.methods.interface import Budget, Candidate, MetaLearnedMethod, SearchResult
 from metanas.methods.metad2a.data import class_pools, dataset_pool_images, sample_sets
 from metanas.methods.metad2a.extractor import (
     ExtractorConfig,
@@ -54,6 +48,7 @@ from metanas.methods.metad2a.training import (
 )
 from metanas.methods.options import MetaD2AOptions
 from metanas.spaces.nb201 import SPACE_SIZE, NB201Arch
+from metanas.tasks import proxy_resolution
 from metanas.threads import single_threaded
 from metanas.version import __version__
 

@@ -48,16 +48,21 @@ class MetaD2AConfig:
     hidden: int = 56
     heads: int = 4
     block: str = "sab"
+    """Set-transformer block: ``sab`` (full self-attention) or ``isab`` (inducing points)."""
     inducing: int = 16
     layer_norm: bool = False
     images_per_class: int = 20
+    """Images per class in one sampled set (the encoder's input)."""
     pool_per_class: int = 40
+    """Images per class kept per task, from which the sets are resampled."""
     # generator
     latent: int = 56
     gen_hidden: int = 56
     beta: float = 0.005
+    """Weight of the VAE's KL term."""
     noise: float = 0.01
     gen_top_k: int = 5
+    """Cells per source task the generator learns to reconstruct (its best measured ones)."""
     gen_epochs: int = 100
     gen_batch: int = 32
     gen_lr: float = 1e-3
@@ -66,13 +71,16 @@ class MetaD2AConfig:
     graph_out: int = 56
     head: int = 512
     loss: str = "mse"
+    """``mse``, ``rank`` (pairwise within a task) or ``mse+rank``."""
     target: str = "zscore"
+    """``zscore``: accuracies standardised per task; ``global``: as measured."""
     pred_epochs: int = 80
     tasks_per_batch: int = 8
     pred_lr: float = 1e-3
     weight_decay: float = 1e-4
     rank_weight: float = 1.0
     task_aware: bool = True
+    """False: the predictor ignores the dataset embedding (an ablation)."""
     # selection and data
     holdout: float = 0.2
     select: str = "pearson"

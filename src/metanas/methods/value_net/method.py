@@ -35,7 +35,6 @@ from metanas.methods.interface import (
     MetaLearnedMethod,
     SearchResult,
     config_from_options,
-    proxy_resolution,
 )
 from metanas.methods.options import ValueNetOptions
 from metanas.methods.value_net.data import (
@@ -54,7 +53,7 @@ from metanas.methods.value_net.model import (
 )
 from metanas.methods.value_net.rerank import _rerank, _zero_cost_config
 from metanas.spaces.nb201 import NUM_EDGES, NUM_OPS, SPACE_SIZE, NB201Arch
-from metanas.tasks import make_task
+from metanas.tasks import make_task, proxy_resolution
 from metanas.threads import single_threaded
 from metanas.version import __version__
 

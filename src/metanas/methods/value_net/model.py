@@ -22,9 +22,12 @@ from metanas.spaces.nb201 import NUM_EDGES, NUM_OPS, NB201Arch
 class ValueNetConfig:
     hidden: int = 128
     embed: int = 64
+    """Width of the architecture and task embeddings before they are joined."""
     dropout: float = 0.5
     loss: str = "rank"
+    """``rank`` (pairwise within a task), ``mse`` or ``mse+rank``."""
     target: str = "zscore"
+    """``zscore``: accuracies standardised per task; ``global``: as measured."""
     epochs: int = 100
     batch_size: int = 256
     lr: float = 2e-3
