@@ -71,6 +71,11 @@ def variants(heldout: str) -> dict[str, tuple[dict, dict]]:
             every, {"fidelity": "proxy", "rerank": "nwot,zico"}),
         "value-net, all sources, fidelity-aware (full), re-ranked by nwot+zico": (
             every, {"rerank": "nwot,zico"}),
+        # the shipped default (fidelity proxy, re-ranked) with other shortlist lengths
+        **{f"value-net, all sources, fidelity-aware (proxy), re-ranked by nwot+zico, "
+           f"shortlist {n}": (every, {"fidelity": "proxy", "rerank": "nwot,zico",
+                                      "shortlist": n})
+           for n in (5, 10, 40)},
     }
 
 

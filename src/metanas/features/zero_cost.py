@@ -192,7 +192,17 @@ def score_cell(
             return NB201Network(arch, C=config.C, N=config.N, in_channels=int(x.shape[1]),
                                 num_classes=num_classes).train()
 
-        base = fresh()
+        shared_net: list[NB201Network] = []
+
+        def unchanged() -> NB201Network:
+            """One network for the proxies that leave its weights as they are (the shared
+            pass, jacov, zico, params, flops: gradients only, and BatchNorm's running
+            statistics, which training mode ignores), run in that order; the shared pass
+            reads the weights' gradients, so it runs first, on a network that has none."""
+            if not shared_net:
+                shared_net.append(fresh())
+            return shared_net[0]
+
         scores: dict[str, float] = {}
         seconds: dict[str, float] = {}
 
@@ -207,15 +217,12 @@ def score_cell(
                 scores[p] = values[p]
                 seconds[p] = dt
 
-        run(_SHARED, lambda: _shared_pass(fresh(), x, y, names))
+        run(_SHARED, lambda: _shared_pass(unchanged(), x, y, names))
         run(("synflow",), lambda: {"synflow": _synflow(fresh(), x.shape[1:])})
-        run(("jacov",), lambda: {"jacov": _jacov(fresh(), x)})
+        run(("jacov",), lambda: {"jacov": _jacov(unchanged(), x)})
         run(("grasp",), lambda: {"grasp": _grasp(fresh(), x, y)})
-        run(("zico",), lambda: {"zico": _zico(fresh(), x, y, config.zico_batches)})
-        run(("params", "flops"), lambda: {
-            "params": float(count_params(base)),
-            "flops": float(count_macs(base, int(x.shape[-1]), int(x.shape[1]))),
-        } if "flops" in names else {"params": float(count_params(base))})
+        run(("zico",), lambda: {"zico": _zico(unchanged(), x, y, config.zico_batches)})
+        run(("params", "flops"), lambda: _size(unchanged(), x, "flops" in names))
     nonfinite = [p for p in names if not math.isfinite(scores[p])]
     for p in nonfinite:
         scores[p] = -math.inf
@@ -325,6 +332,13 @@ def _shared_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
             grad_norm += float(g.norm())
         out["snip"], out["grad_norm"] = snip, grad_norm
         out["fisher"] = float(sum(fisher_terms)) if fisher_terms else 0.0
+    return out
+
+
+def _size(net: nn.Module, x: torch.Tensor, flops: bool) -> dict[str, float]:
+    out = {"params": float(count_params(net))}
+    if flops:
+        out["flops"] = float(count_macs(net, int(x.shape[-1]), int(x.shape[1])))
     return out
 
 
