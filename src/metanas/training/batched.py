@@ -80,11 +80,11 @@ from metanas.training.trainer import (
     TrainResult,
     _device_name,
     arch_label,
-    augment_batch,
     build_model,
     make_optimizer,
     resolve_device,
     split_tensors,
+    train_epoch,
 )
 
 __all__ = ["BatchedNB201Network", "effective_ops", "train_architectures_batched"]
@@ -349,25 +349,14 @@ def train_architectures_batched(
         label = arch_label(archs[0]) + (f" +{B - 1}" if B > 1 else "")
         bar = bars.add(f"train {label} ({recipe.name}, batched x{B})", total_steps)
         for epoch in range(recipe.epochs):
-            model.train()
-            order = torch.randperm(n, generator=gen).to(dev)
-            seen = 0
-            loss_sum = torch.zeros(B, device=dev)
-            for i in range(0, n, recipe.batch_size):
-                idx = order[i : i + recipe.batch_size]
-                if len(idx) < 2:  # BatchNorm needs 2 samples in train mode (as the trainer)
-                    continue
-                xb = augment_batch(x_tr[idx], recipe.augment, gen)
-                losses = _per_model_loss(model(xb), y_tr[idx], recipe.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                losses.sum().backward()
-                opt.step()
-                sched.step()
-                loss_sum += losses.detach() * len(idx)
-                seen += len(idx)
-                if progress:
-                    bars.advance(bar, status=f"epoch {epoch + 1}/{recipe.epochs}, "
-                                             f"mean loss {losses.mean().item():.3f}")
+
+            def shown(losses: torch.Tensor, epoch: int = epoch) -> None:
+                bars.advance(bar, status=f"epoch {epoch + 1}/{recipe.epochs}, "
+                                         f"mean loss {losses.mean().item():.3f}")
+
+            loss_sum, seen = train_epoch(model, opt, sched, x_tr, y_tr, recipe, gen,
+                                         loss_fn=_per_model_loss,
+                                         on_step=shown if progress else None)
             train_loss = (loss_sum / max(seen, 1)).cpu()
     val_acc, val_loss = _evaluate(model, x_va, y_va, recipe.eval_batch_size)
     test_acc, test_loss = _evaluate(model, x_te, y_te, recipe.eval_batch_size)

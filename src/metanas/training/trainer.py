@@ -190,16 +190,55 @@ def check_init_model(model: nn.Module, arch: NB201Arch | str, task: Task,
                           f"has C={recipe.C}, N={recipe.N}")
 
 
+LossFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+"""``(logits, labels, label_smoothing) -> loss``: a scalar, or one loss per model of a
+batched network (their sum is minimised, so each model gets its own gradient)."""
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+
+
 def train_step(model: nn.Module, opt, sched, xb: torch.Tensor, yb: torch.Tensor,
-               recipe: Recipe) -> torch.Tensor:
-    """One SGD step on an (augmented) batch; the loss. The training loop and the budget probe
-    (:mod:`metanas.training.budget`) share it, so the probe times exactly what training runs."""
-    loss = F.cross_entropy(model(xb), yb, label_smoothing=recipe.label_smoothing)
+               recipe: Recipe, loss_fn: LossFn = cross_entropy) -> torch.Tensor:
+    """One SGD step on an (augmented) batch; the loss(es). The training loop and the budget
+    probe (:mod:`metanas.training.budget`) share it, so the probe times exactly what training
+    runs."""
+    losses = loss_fn(model(xb), yb, recipe.label_smoothing)
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    losses.sum().backward()
     opt.step()
     sched.step()
-    return loss
+    return losses
+
+
+def train_epoch(model: nn.Module, opt, sched, x: torch.Tensor, y: torch.Tensor,
+                recipe: Recipe, gen: torch.Generator, *, loss_fn: LossFn = cross_entropy,
+                deadline: float | None = None, what: str = "training",
+                on_step: Callable[[torch.Tensor], None] | None = None,
+                ) -> tuple[torch.Tensor, int]:
+    """One epoch, the loop both trainers run: a seeded order (one ``randperm`` of ``gen``),
+    batches of the recipe's size (a last batch under 2 is skipped: BatchNorm needs 2),
+    the recipe's augmentation from ``gen``, one :func:`train_step` each. Returns the sum of
+    per-sample losses (float64; per model for a batched network) and the samples seen.
+    ``deadline``: :class:`DeadlineReached` (naming ``what``) at the first step after it."""
+    model.train()
+    order = torch.randperm(len(y), generator=gen).to(x.device)
+    loss_sum: torch.Tensor | float = 0.0
+    seen = 0
+    for i in range(0, len(y), recipe.batch_size):
+        idx = order[i : i + recipe.batch_size]
+        if len(idx) < 2:
+            continue
+        if deadline is not None and time.perf_counter() >= deadline:
+            raise DeadlineReached(f"{what} stopped at its deadline")
+        xb = augment_batch(x[idx], recipe.augment, gen)
+        losses = train_step(model, opt, sched, xb, y[idx], recipe, loss_fn)
+        loss_sum = loss_sum + losses.detach().double() * len(idx)
+        seen += len(idx)
+        if on_step is not None:
+            on_step(losses)
+    return torch.as_tensor(loss_sum, dtype=torch.float64), seen
 
 
 def train_architecture(
@@ -263,25 +302,18 @@ def train_architecture(
         epoch = 0
         try:
             while epoch < recipe.epochs:
-                model.train()
-                order = torch.randperm(n, generator=gen).to(dev)
-                seen, loss_sum = 0, 0.0
                 lr = opt.param_groups[0]["lr"]
-                for i in range(0, n, recipe.batch_size):
-                    idx = order[i : i + recipe.batch_size]
-                    if len(idx) < 2:  # BatchNorm needs 2 samples in train mode
-                        continue
-                    if deadline is not None and time.perf_counter() >= deadline:
-                        raise DeadlineReached(f"training {arch.to_string()} stopped at its "
-                                              "deadline")
-                    xb = augment_batch(x_tr[idx], recipe.augment, gen)
-                    loss = train_step(model, opt, sched, xb, y_tr[idx], recipe)
-                    loss_sum += loss.item() * len(idx)
-                    seen += len(idx)
-                    if progress:
-                        bars.advance(bar, status=f"epoch {epoch + 1}/{recipe.epochs}, "
-                                                 f"loss {loss.item():.3f}{status}")
-                train_loss = loss_sum / max(seen, 1)
+
+                def shown(loss: torch.Tensor, epoch: int = epoch, status: str = status,
+                          epochs: int = recipe.epochs) -> None:
+                    bars.advance(bar, status=f"epoch {epoch + 1}/{epochs}, "
+                                             f"loss {loss.item():.3f}{status}")
+
+                loss_sum, seen = train_epoch(model, opt, sched, x_tr, y_tr, recipe, gen,
+                                             deadline=deadline,
+                                             what=f"training {arch.to_string()}",
+                                             on_step=shown if progress else None)
+                train_loss = float(loss_sum) / max(seen, 1)
                 point = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr,
                          "val_acc": None, "seconds": time.perf_counter() - start}
                 if keep_best:
