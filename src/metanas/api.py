@@ -23,7 +23,6 @@ from metanas.methods import registry
 from metanas.methods.interface import Budget, SearchMethod, SearchResult
 from metanas.methods.registry import METHODS
 from metanas.spaces.nb201 import parse
-from metanas.tasks import proxy_resolution
 
 if TYPE_CHECKING:
     from metanas.training import TrainResult
@@ -188,7 +187,7 @@ def train(
     (:func:`load_model` reads it back). ``init_model`` (an ``NB201Network`` of ``arch``,
     e.g. ``search(...).inherited``): start from its weights; the recipe then takes its C, N
     and its resolution."""
-    from metanas.tasks import make_task
+    from metanas.tasks import make_task, proxy_resolution
     from metanas.training import get_recipe, train_architecture
 
     check_seed(seed)
