@@ -530,3 +530,13 @@ def test_sample_distinct_gives_distinct_connected_cells_and_is_seeded():
     start = [NB201Arch.from_string(EXAMPLE)]
     more = NB201Arch.sample_distinct(5, 0, start=start, propose=lambda: start[0])
     assert more[0] == start[0] and len({a.canonical_form for a in more}) == 5
+
+
+def test_all_op_indices_are_every_cell_in_index_order():
+    from metanas.spaces.nb201 import SPACE_SIZE, all_op_indices
+
+    ops = all_op_indices()
+    assert ops.shape == (SPACE_SIZE, 6)
+    for i in (0, 1, 4, 5, 777, SPACE_SIZE - 1):
+        assert tuple(ops[i]) == NB201Arch.from_index(i).op_indices
+    assert len({tuple(r) for r in ops}) == SPACE_SIZE

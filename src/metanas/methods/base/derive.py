@@ -18,14 +18,12 @@ import numpy as np
 
 from metanas.spaces.darts import OPS as DARTS_OPS
 from metanas.spaces.darts import STEPS, DartsGenotype, edge_index
-from metanas.spaces.nb201 import NUM_EDGES, NUM_OPS, NB201Arch
+from metanas.spaces.nb201 import NUM_EDGES, NUM_OPS, NB201Arch, all_op_indices
 
 EPS = 1e-12
 
 
-@functools.cache
-def _all_op_indices() -> np.ndarray:
-    return np.array([a.op_indices for a in NB201Arch.enumerate_all()], dtype=np.int64)
+_all_op_indices = functools.cache(all_op_indices)
 
 
 def rank_nb201(probs: np.ndarray, top: int = 10) -> list[tuple[NB201Arch, float]]:

@@ -15,7 +15,7 @@ from metanas.errors import (
 from metanas.kb.views import (
     TARGET_METRICS,
 )
-from metanas.spaces.nb201 import NUM_EDGES, NUM_OPS, NB201Arch
+from metanas.spaces.nb201 import NUM_EDGES, NUM_OPS, all_op_indices
 
 
 @dataclass
@@ -85,7 +85,7 @@ class ValueNetwork(nn.Module):
 @functools.cache
 def _all_one_hots() -> torch.Tensor:
     """One-hot encodings of all cells in index order (built once per process)."""
-    return torch.as_tensor(np.stack([a.one_hot() for a in NB201Arch.enumerate_all()]))
+    return torch.as_tensor(np.eye(NUM_OPS, dtype=np.float32)[all_op_indices()])
 
 
 def _pairwise_rank_loss(pred, target, task_idx, n_pairs, gen) -> torch.Tensor:

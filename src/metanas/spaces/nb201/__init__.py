@@ -16,6 +16,7 @@ from metanas.spaces.nb201.genotype import (
     OPS,
     SPACE_SIZE,
     NB201Arch,
+    all_op_indices,
     count_unique,
     dag_adjacency,
     parse,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EDGES", "NUM_EDGES", "NUM_OPS", "OPS", "SPACE_SIZE", "NB201Arch", "NB201Network",
-    "count_macs", "count_params", "count_unique", "dag_adjacency", "parse",
+    "all_op_indices", "count_macs", "count_params", "count_unique", "dag_adjacency", "parse",
 ]
 _NETWORK = frozenset({"NB201Network", "count_macs", "count_params"})
 
