@@ -14,7 +14,13 @@ from metanas import api
 from metanas.data import load_dataset
 from metanas.errors import ConfigError
 from metanas.tasks import make_task
-from metanas.training.budget import fit_recipe, pick_batch_size, plan_training, replan_epochs
+from metanas.training.budget import (
+    epochs_and_steps,
+    fit_recipe,
+    pick_batch_size,
+    plan_training,
+    replan_epochs,
+)
 from metanas.training.saved import load_model
 from metanas.training.trainer import WarmupCosine, evaluate, train_architecture
 
@@ -142,31 +148,44 @@ def test_the_timed_warm_up_epoch_replans_the_epochs(fitted):
     assert result.summary["epochs_planned"] == result.recipe["epochs"]
 
 
-def test_replan_fills_the_time_left_within_bounds():
+def test_replan_fills_the_time_left_to_a_step_within_bounds():
     r = fit_recipe(8, 1, 10, 64, "crop", warmup=1)
-    assert replan_epochs(r, 2.0, 100.0).epochs == 1 + int(0.97 * 100 // 2)
-    assert replan_epochs(r, 2.0, 1e6, max_epochs=30).epochs == 30
-    assert replan_epochs(r, 2.0, 0.5).epochs == 2  # at least one epoch after the warm-up
-    new = replan_epochs(r, 2.0, 100.0)
+    new = replan_epochs(r, 2.0, 100.0, 10)  # 1 + 48.5 = 49.5 epochs: 50, the last one half
+    assert (new.epochs, new.max_steps) == (50, 495)
+    whole = replan_epochs(r, 2.0, 2.0 * 9 / 0.97, 10)  # exactly 1 + 9 epochs
+    assert (whole.epochs, whole.max_steps) == (10, None)
+    assert replan_epochs(r, 2.0, 1e6, 10, max_epochs=30).epochs == 30
+    tiny = replan_epochs(r, 2.0, 0.01, 10)  # one step after the warm-up at the least
+    assert (tiny.epochs, tiny.max_steps) == (2, 11)
     assert (new.C, new.N, new.batch_size, new.lr, new.warmup_epochs) == (8, 1, 64, r.lr, 1)
+
+
+def test_a_fractional_plan_stops_its_last_epoch_at_the_step_cap(digits):
+    task = make_task(digits, resolution=8, max_train_per_class=20, val_fraction=0.2, seed=0)
+    spe = -(-len(task.y_train) // 32)
+    res = train_architecture(ARCH, task, fit_recipe(8, 1, 2, 32, "crop", max_steps=spe + 2),
+                             keep_best=True)
+    assert len(res.curve) == 2 and res.curve[-1]["lr"] < res.curve[0]["lr"]
+    assert epochs_and_steps(2.6, 10) == (3, 26) and epochs_and_steps(3.0, 10) == (3, None)
+    assert epochs_and_steps(0.01, 10) == (1, 1)
 
 
 def test_the_trainer_follows_a_replan_and_ends_its_cosine(digits):
     task = make_task(digits, resolution=8, max_train_per_class=20, val_fraction=0.2, seed=0)
     recipe = fit_recipe(8, 1, 3, 32, "crop", warmup=1)
     res = train_architecture(ARCH, task, recipe, keep_best=True,
-                             replan=lambda r, s, left: fit_recipe(8, 1, 5, 32, "crop",
-                                                                  warmup=1))
+                             replan=lambda r, s, left, spe: fit_recipe(8, 1, 5, 32, "crop",
+                                                                       warmup=1))
     assert res.epochs == len(res.curve) == 5 and res.recipe == "fit-C8-N1-e5-b32-crop-w1"
     replay = train_architecture(ARCH, task, fit_recipe(8, 1, 5, 32, "crop", warmup=1),
                                 keep_best=True)
     assert [p["lr"] for p in replay.curve] == [p["lr"] for p in res.curve]
     with pytest.raises(ConfigError, match="only the epochs"):
-        train_architecture(ARCH, task, recipe, replan=lambda r, s, left: fit_recipe(
+        train_architecture(ARCH, task, recipe, replan=lambda r, s, left, spe: fit_recipe(
             16, 1, 5, 32, "crop", warmup=1))
     with pytest.raises(ConfigError, match="warmup_epochs >= 1"):
         train_architecture(ARCH, task, fit_recipe(8, 1, 3, 32, "crop"),
-                           replan=lambda r, s, left: r)
+                           replan=lambda r, s, left, spe: r)
 
 
 def test_warmup_cosine_ramps_then_decays_to_zero():

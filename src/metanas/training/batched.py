@@ -356,7 +356,8 @@ def train_architectures_batched(
 
             loss_sum, seen = train_epoch(model, opt, sched, x_tr, y_tr, recipe, gen,
                                          loss_fn=_per_model_loss,
-                                         on_step=shown if progress else None)
+                                         on_step=shown if progress else None,
+                                         max_steps=total_steps - sched.last_epoch)
             train_loss = (loss_sum / max(seen, 1)).cpu()
     val_acc, val_loss = _evaluate(model, x_va, y_va, recipe.eval_batch_size)
     test_acc, test_loss = _evaluate(model, x_te, y_te, recipe.eval_batch_size)

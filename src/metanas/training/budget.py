@@ -91,11 +91,13 @@ class Plan:
                 "probes": self.probes, "rule": self.rule, "replanned": self.replanned}
 
     def replan(self, recipe: Recipe, epoch_seconds: float, seconds_left: float,
-               max_epochs: int = MAX_EPOCHS) -> Recipe:
+               steps_per_epoch: int, max_epochs: int = MAX_EPOCHS) -> Recipe:
         """:func:`replan_epochs`, recorded: ``self.recipe`` becomes the replanned recipe."""
-        new = replan_epochs(recipe, epoch_seconds, seconds_left, max_epochs=max_epochs)
+        new = replan_epochs(recipe, epoch_seconds, seconds_left, steps_per_epoch,
+                            max_epochs=max_epochs)
         self.replanned = {"epochs_planned": recipe.epochs, "epoch_seconds": epoch_seconds,
-                          "seconds_left": seconds_left, "epochs": new.epochs}
+                          "seconds_left": seconds_left, "epochs": new.epochs,
+                          "max_steps": new.max_steps}
         self.recipe = new
         return new
 
@@ -113,28 +115,42 @@ def pick_batch_size(n_train: int) -> int:
 
 
 def fit_recipe(C: int, N: int, epochs: int, batch: int, augment: str,
-               resolution: int | None = None, warmup: int = 0) -> Recipe:
+               resolution: int | None = None, warmup: int = 0,
+               max_steps: int | None = None) -> Recipe:
     """The budgeted recipe for a size: SGD nesterov, cosine (after ``warmup`` epochs of
-    linear warm-up), wd 5e-4 as the named recipes."""
-    tag = f"-w{warmup}" if warmup else ""
+    linear warm-up; over ``max_steps`` when the last epoch is partial), wd 5e-4 as the named
+    recipes."""
+    tag = (f"-w{warmup}" if warmup else "") + (f"-s{max_steps}" if max_steps else "")
     return Recipe(name=f"fit-C{C}-N{N}-e{epochs}-b{batch}-{augment}{tag}", C=C, N=N,
                   epochs=epochs, batch_size=batch, lr=min(0.1, 0.05 * batch / 64),
                   weight_decay=5e-4, resolution=resolution, augment=augment,
-                  warmup_epochs=warmup,
+                  warmup_epochs=warmup, max_steps=max_steps,
                   description="sized to a time budget by metanas.training.budget")
 
 
-def replan_epochs(recipe: Recipe, epoch_seconds: float, seconds_left: float, *,
-                  max_epochs: int = MAX_EPOCHS) -> Recipe:
-    """The recipe with as many epochs as fit in ``seconds_left`` at the measured
-    ``epoch_seconds`` of its warm-up (``REPLAN_SAFETY`` of it; at least one after the warm-up,
-    at most ``max_epochs``): the probe's few steps misjudge an epoch by 10-30% on a shared CPU,
-    the warm-up's full epochs do not."""
+def epochs_and_steps(epochs: float, steps_per_epoch: int, *, least: float = 0.0,
+                     max_epochs: int = MAX_EPOCHS) -> tuple[int, int | None]:
+    """Whole epochs to run and the step cap of a fractional plan (``None``: whole epochs):
+    2.6 epochs are 3 epochs, the last one stopped at 60% of its steps. ``least``: epochs
+    that must run (at least one step more), ``max_epochs`` caps."""
+    epochs = min(max(epochs, least), float(max_epochs))
+    steps = max(int(epochs * steps_per_epoch), int(math.ceil(least * steps_per_epoch)) + 1)
+    whole = min(max_epochs, max(1, math.ceil(steps / steps_per_epoch)))
+    return whole, (None if steps >= whole * steps_per_epoch else steps)
+
+
+def replan_epochs(recipe: Recipe, epoch_seconds: float, seconds_left: float,
+                  steps_per_epoch: int, *, max_epochs: int = MAX_EPOCHS) -> Recipe:
+    """The recipe with as many epochs (to a step: the last one may be partial) as fit in
+    ``REPLAN_SAFETY`` of ``seconds_left`` at the measured ``epoch_seconds`` of its warm-up (at
+    least one step after the warm-up, at most ``max_epochs``): the probe's few steps misjudge
+    an epoch by 10-30% on a shared CPU, the warm-up's full epochs do not."""
     done = recipe.warmup_epochs
-    more = int(REPLAN_SAFETY * seconds_left // epoch_seconds) if epoch_seconds > 0 else 0
-    epochs = max(done + 1, min(max_epochs, done + more))
+    more = REPLAN_SAFETY * seconds_left / epoch_seconds if epoch_seconds > 0 else 0.0
+    epochs, steps = epochs_and_steps(done + more, steps_per_epoch, least=done,
+                                     max_epochs=max_epochs)
     return fit_recipe(recipe.C, recipe.N, epochs, recipe.batch_size, recipe.augment,
-                      recipe.resolution, recipe.warmup_epochs)
+                      recipe.resolution, recipe.warmup_epochs, steps)
 
 
 def plan_training(arch: NB201Arch | str, task: Task, budget_left: float, *, augment: str,
@@ -185,8 +201,8 @@ def plan_training(arch: NB201Arch | str, task: Task, budget_left: float, *, augm
     probe_s = time.perf_counter() - start
     eval_s = n_test * chosen["eval_image_seconds"]
     left = SAFETY * (budget_left - probe_s - eval_s)
-    epochs = min(max_epochs, int(left // chosen["epoch_seconds"]))
-    if epochs < 1:
+    fit_epochs = left / chosen["epoch_seconds"]
+    if fit_epochs < 1 / steps:
         need = probe_s + eval_s + chosen["epoch_seconds"] / SAFETY
         raise ConfigError(f"a budget of {budget_left:.3g} s is too small: one epoch of the "
                           f"smallest network (C={chosen['C']}, N={chosen['N']}) takes about "
@@ -197,9 +213,10 @@ def plan_training(arch: NB201Arch | str, task: Task, budget_left: float, *, augm
     rule = fixed + (f"largest of {len(sizes)} sizes with >= {min_epochs} epochs in the budget "
             f"(probed {len(probes)}), batch {batch} (>= {MIN_STEPS_PER_EPOCH} steps/epoch), "
             f"epochs = what fits (<= {max_epochs}), replanned after a timed warm-up epoch")
-    warmup = 1 if epochs >= WARMUP_FROM else 0
+    epochs, max_steps = epochs_and_steps(fit_epochs, steps, least=0.0, max_epochs=max_epochs)
+    warmup = 1 if fit_epochs >= WARMUP_FROM else 0
     return Plan(recipe=fit_recipe(chosen["C"], chosen["N"], epochs, batch, augment,
-                                  warmup=warmup),
+                                  warmup=warmup, max_steps=max_steps),
                 epoch_seconds=chosen["epoch_seconds"], eval_seconds=eval_s,
                 probe_seconds=probe_s, probes=probes, rule=rule)
 

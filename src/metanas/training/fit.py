@@ -70,8 +70,8 @@ def fit_architecture(arch: NB201Arch | str, task: Task, budget: float, *, start:
     deadline = start + budget - finish - reserve
     replan = None
     if plan is not None and rec.warmup_epochs:
-        def replan(r, epoch_s, left):
-            return plan.replan(r, epoch_s, left, max_epochs=max_epochs)
+        def replan(r, epoch_s, left, steps_per_epoch):
+            return plan.replan(r, epoch_s, left, steps_per_epoch, max_epochs=max_epochs)
     result, model = train_architecture(arch, task, rec, seed=seed, device=device,
                                        progress=progress, return_model=True,
                                        deadline=deadline, keep_best=True,

@@ -37,6 +37,9 @@ class Recipe:
     """Epochs of linear learning-rate warm-up before the cosine schedule (over the remaining
     epochs). A budgeted fit times its warm-up epochs and then sets ``epochs`` to fill the
     budget: the warm-up does not depend on ``epochs``, so a replay gives the same weights."""
+    max_steps: int | None = None
+    """Stop after this many SGD steps (the last epoch is then partial, the cosine spans the
+    steps): a budgeted fit fills its time to a step, not to a whole epoch."""
     eval_batch_size: int = 512
     description: str = ""
 
@@ -54,6 +57,8 @@ class Recipe:
             raise ConfigError(f"recipe {self.name}: nesterov needs momentum > 0")
         if not 0 <= self.label_smoothing <= 1:
             raise ConfigError(f"recipe {self.name}: label_smoothing must be in [0, 1]")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"recipe {self.name}: max_steps must be >= 1 or None")
         if not 0 <= self.warmup_epochs < self.epochs:
             raise ConfigError(f"recipe {self.name}: warmup_epochs must be in [0, epochs)")
         if self.resolution is not None and self.resolution < 1:
@@ -64,8 +69,9 @@ class Recipe:
         cfg = dataclasses.asdict(self)
         cfg.pop("description")
         cfg.pop("eval_batch_size")
-        if not cfg["warmup_epochs"]:  # recipes from before the field keep their hashes
-            cfg.pop("warmup_epochs")
+        for key in ("warmup_epochs", "max_steps"):  # recipes from before keep their hashes
+            if not cfg[key]:
+                cfg.pop(key)
         return cfg
 
     @property

@@ -139,6 +139,12 @@ class WarmupCosine:
         return 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
 
 
+def recipe_steps(recipe: Recipe, n_train: int) -> int:
+    """SGD steps of a recipe on ``n_train`` images: its epochs' batches, or ``max_steps``."""
+    steps = recipe.epochs * max(1, math.ceil(n_train / recipe.batch_size))
+    return steps if recipe.max_steps is None else min(steps, recipe.max_steps)
+
+
 def make_optimizer(model: nn.Module, recipe: Recipe, n_train: int):
     """The recipe's SGD (nesterov, weight decay) and per-step cosine schedule (after
     ``warmup_epochs`` of linear warm-up): (opt, sched, total steps). Shared by the single
@@ -151,7 +157,7 @@ def make_optimizer(model: nn.Module, recipe: Recipe, n_train: int):
         weight_decay=recipe.weight_decay,
     )
     steps_per_epoch = max(1, math.ceil(n_train / recipe.batch_size))
-    total_steps = recipe.epochs * steps_per_epoch
+    total_steps = recipe_steps(recipe, n_train)
     if recipe.warmup_epochs:
         shape = WarmupCosine(recipe.warmup_epochs * steps_per_epoch, total_steps)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, shape)
@@ -216,26 +222,30 @@ def train_epoch(model: nn.Module, opt, sched, x: torch.Tensor, y: torch.Tensor,
                 recipe: Recipe, gen: torch.Generator, *, loss_fn: LossFn = cross_entropy,
                 deadline: float | None = None, what: str = "training",
                 on_step: Callable[[torch.Tensor], None] | None = None,
-                ) -> tuple[torch.Tensor, int]:
+                max_steps: int | None = None) -> tuple[torch.Tensor, int]:
     """One epoch, the loop both trainers run: a seeded order (one ``randperm`` of ``gen``),
     batches of the recipe's size (a last batch under 2 is skipped: BatchNorm needs 2),
     the recipe's augmentation from ``gen``, one :func:`train_step` each. Returns the sum of
     per-sample losses (float64; per model for a batched network) and the samples seen.
-    ``deadline``: :class:`DeadlineReached` (naming ``what``) at the first step after it."""
+    ``deadline``: :class:`DeadlineReached` (naming ``what``) at the first step after it.
+    ``max_steps``: the epoch ends after that many steps (a recipe's partial last epoch)."""
     model.train()
     order = torch.randperm(len(y), generator=gen).to(x.device)
     loss_sum: torch.Tensor | float = 0.0
-    seen = 0
+    seen = steps = 0
     for i in range(0, len(y), recipe.batch_size):
         idx = order[i : i + recipe.batch_size]
         if len(idx) < 2:
             continue
+        if max_steps is not None and steps >= max_steps:
+            break
         if deadline is not None and time.perf_counter() >= deadline:
             raise DeadlineReached(f"{what} stopped at its deadline")
         xb = augment_batch(x[idx], recipe.augment, gen)
         losses = train_step(model, opt, sched, xb, y[idx], recipe, loss_fn)
         loss_sum = loss_sum + losses.detach().double() * len(idx)
         seen += len(idx)
+        steps += 1
         if on_step is not None:
             on_step(losses)
     return torch.as_tensor(loss_sum, dtype=torch.float64), seen
@@ -254,7 +264,7 @@ def train_architecture(
     keep_best: bool = False,
     stop_at_deadline: bool = False,
     init_model: NB201Network | None = None,
-    replan: Callable[[Recipe, float, float], Recipe] | None = None,
+    replan: Callable[[Recipe, float, float, int], Recipe] | None = None,
 ) -> TrainResult | tuple[TrainResult, NB201Network]:
     """Train ``arch`` on ``task.x_train``; report accuracy on ``x_val`` and ``x_test``.
 
@@ -267,9 +277,10 @@ def train_architecture(
     ``init_model``: start from a copy of this network (its weights, BatchNorm statistics
     included; it must have the recipe's C and N) instead of a seeded random init; with
     ``keep_best`` its weights are validated first and count as epoch 0.
-    ``replan(recipe, seconds_per_epoch, seconds_to_deadline)``: called once the recipe's
-    ``warmup_epochs`` (at least 1) have run and been timed; the recipe it returns (a new
-    ``epochs``, nothing else) is trained from there, its cosine spanning the new epochs.
+    ``replan(recipe, seconds_per_epoch, seconds_to_deadline, steps_per_epoch)``: called once
+    the recipe's ``warmup_epochs`` (at least 1) have run and been timed; the recipe it returns
+    (new ``epochs`` and ``max_steps``, nothing else) is trained from there, its cosine
+    spanning the new steps.
     """
     arch = parse(arch)
     recipe = get_recipe(recipe)
@@ -301,7 +312,7 @@ def train_architecture(
         loop_start = time.perf_counter()
         epoch = 0
         try:
-            while epoch < recipe.epochs:
+            while epoch < recipe.epochs and sched.last_epoch < total_steps:
                 lr = opt.param_groups[0]["lr"]
 
                 def shown(loss: torch.Tensor, epoch: int = epoch, status: str = status,
@@ -312,7 +323,8 @@ def train_architecture(
                 loss_sum, seen = train_epoch(model, opt, sched, x_tr, y_tr, recipe, gen,
                                              deadline=deadline,
                                              what=f"training {arch.to_string()}",
-                                             on_step=shown if progress else None)
+                                             on_step=shown if progress else None,
+                                             max_steps=total_steps - sched.last_epoch)
                 train_loss = float(loss_sum) / max(seen, 1)
                 point = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr,
                          "val_acc": None, "seconds": time.perf_counter() - start}
@@ -327,8 +339,9 @@ def train_architecture(
                 if replan is not None and epoch == recipe.warmup_epochs:
                     now = time.perf_counter()
                     left = float("inf") if deadline is None else deadline - now
-                    recipe = _replanned(recipe, replan(recipe, (now - loop_start) / epoch, left))
-                    total_steps = recipe.epochs * math.ceil(n / recipe.batch_size)
+                    recipe = _replanned(recipe, replan(recipe, (now - loop_start) / epoch, left,
+                                                       math.ceil(n / recipe.batch_size)))
+                    total_steps = recipe_steps(recipe, n)
                     sched.lr_lambdas[0].total = total_steps
                     bars.retotal(bar, total_steps)
         except DeadlineReached:
@@ -365,10 +378,10 @@ def train_architecture(
 def _replanned(recipe: Recipe, new: Recipe) -> Recipe:
     """``new`` if it differs from ``recipe`` in the name and the epochs only (the warm-up
     already ran with everything else)."""
-    keep = ("name", "epochs", "description")
+    keep = ("name", "epochs", "max_steps", "description")
     if any(getattr(new, f.name) != getattr(recipe, f.name)
            for f in dataclasses.fields(recipe) if f.name not in keep):
-        raise ConfigError(f"a replan may change only the epochs of {recipe.name}")
+        raise ConfigError(f"a replan may change only the epochs (and steps) of {recipe.name}")
     return new
 
 
