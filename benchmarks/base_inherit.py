@@ -33,25 +33,18 @@ import statistics
 import time
 from pathlib import Path
 
+from fit_budget import dataset_spec, merge_row  # a sibling script in benchmarks/
 from rich.console import Console
 from rich.table import Table
 
 from metanas import api
 from metanas.bench.plots import plot_bars
-from metanas.paths import atomic_write, shared_datasets_dir
+from metanas.jsonio import write_json
 from metanas.training.budget import fit_recipe
 from metanas.training.fit import augment_for
 
-SHARED = {"cifar10": "cifar10-32px.zip"}
 ARMS = ("scratch", "scratch-CN", "scratch-stem", "inherit", "scratch-stem-replay")
 KEY = ("dataset", "budget", "seed", "arm")
-
-
-def dataset_spec(name: str) -> str | None:
-    if name in SHARED:
-        shared = shared_datasets_dir()
-        return None if shared is None else str(shared / SHARED[name])
-    return name
 
 
 def run_seed(data, label: str, budget: float, seed: int, done: set,
@@ -172,9 +165,8 @@ def main() -> None:
             if all((name, args.budget, seed, arm) in done for arm in ARMS):
                 continue
             for row in run_seed(data, name, args.budget, seed, done, rows):
-                rows = [r for r in rows if any(r[k] != row[k] for k in KEY)] + [row]
-                text = json.dumps({"rows": rows, "summary": summarise(rows)}, indent=2) + "\n"
-                atomic_write(store, lambda tmp, t=text: Path(tmp).write_text(t))
+                rows = merge_row(rows, row, KEY)
+                write_json(store, {"rows": rows, "summary": summarise(rows)}, option="--out")
     summary = summarise(rows)
     show(summary)
     plot_bars([{"dataset": f"{s['dataset']} {s['budget']:g} s", "method": s["arm"],

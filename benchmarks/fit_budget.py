@@ -26,7 +26,8 @@ from rich.table import Table
 
 from metanas import api
 from metanas.bench.plots import plot_bars
-from metanas.paths import atomic_write, shared_datasets_dir
+from metanas.jsonio import write_json
+from metanas.paths import shared_datasets_dir
 
 SHARED = {"mnist": "mnist.npz", "fashion-mnist": "fashion-mnist.npz",
           "cifar10": "cifar10-32px.zip", "omniglot": "omniglot-28px.npz"}
@@ -42,6 +43,11 @@ def dataset_spec(name: str) -> str | None:
         shared = shared_datasets_dir()
         return None if shared is None else str(shared / SHARED[name])
     return name
+
+
+def merge_row(rows: list[dict], row: dict, key: tuple[str, ...]) -> list[dict]:
+    """``rows`` with ``row`` replacing any row that agrees with it on ``key``."""
+    return [r for r in rows if any(r[k] != row[k] for k in key)] + [row]
 
 
 def run_one(data, label: str, arch: str, budget: float, seed: int) -> dict:
@@ -87,10 +93,8 @@ def main() -> None:
             for arch in args.arch.split(","):
                 for seed in range(args.seeds):
                     row = run_one(data, name, arch, budget, seed)
-                    key = ("dataset", "budget", "arch", "seed")
-                    rows = [r for r in rows if any(r[k] != row[k] for k in key)] + [row]
-                    text = json.dumps({"rows": rows}, indent=2) + "\n"
-                    atomic_write(store, lambda tmp, t=text: Path(tmp).write_text(t))
+                    rows = merge_row(rows, row, ("dataset", "budget", "arch", "seed"))
+                    write_json(store, {"rows": rows}, option="--out")
                     print(json.dumps(row))
     show(rows)
     plot_bars([{"dataset": r["dataset"], "method": f"{r['arch_kind'][:12]} {r['budget']:g} s",

@@ -46,6 +46,7 @@ Degenerate inputs (documented behaviour, see docs/zero_cost.md):
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -192,16 +193,11 @@ def score_cell(
             return NB201Network(arch, C=config.C, N=config.N, in_channels=int(x.shape[1]),
                                 num_classes=num_classes).train()
 
-        shared_net: list[NB201Network] = []
-
-        def unchanged() -> NB201Network:
-            """One network for the proxies that leave its weights as they are (the shared
-            pass, jacov, zico, params, flops: gradients only, and BatchNorm's running
-            statistics, which training mode ignores), run in that order; the shared pass
-            reads the weights' gradients, so it runs first, on a network that has none."""
-            if not shared_net:
-                shared_net.append(fresh())
-            return shared_net[0]
+        # One network for the proxies that leave its weights as they are (the shared pass,
+        # jacov, zico, params, flops: gradients only, and BatchNorm's running statistics,
+        # which training mode ignores), run in that order; the shared pass reads the
+        # weights' gradients, so it runs first, on a network that has none.
+        unchanged = functools.cache(fresh)
 
         scores: dict[str, float] = {}
         seconds: dict[str, float] = {}

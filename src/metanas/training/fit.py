@@ -9,6 +9,7 @@ failing (``stop_at_deadline``); it validates every epoch and ends with the best 
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,10 +69,8 @@ def fit_architecture(arch: NB201Arch | str, task: Task, budget: float, *, start:
     else:
         plan, rec, reserve = None, get_recipe(recipe), 0.0
     deadline = start + budget - finish - reserve
-    replan = None
-    if plan is not None and rec.warmup_epochs:
-        def replan(r, epoch_s, left, steps_per_epoch):
-            return plan.replan(r, epoch_s, left, steps_per_epoch, max_epochs=max_epochs)
+    replan = (functools.partial(plan.replan, max_epochs=max_epochs)
+              if plan is not None and rec.warmup_epochs else None)
     result, model = train_architecture(arch, task, rec, seed=seed, device=device,
                                        progress=progress, return_model=True,
                                        deadline=deadline, keep_best=True,
