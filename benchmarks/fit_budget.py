@@ -11,12 +11,15 @@ the ImageNet16-120 table) or NATS-Bench strings,
 comma-separated. The dataset is loaded (and its pick searched) before the clock starts, so the
 wall seconds are the fit's own. Rows are merged into ``--out``/fit_budget.json by (dataset,
 budget, arch, seed), so runs on different machines or days add up; the table and the PNG show
-every stored row.
+every stored row. A row already stored is skipped (``--redo`` trains it again), and rows are
+merged under a lock, so interrupted runs resume and concurrent runs may share one ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import time
 from pathlib import Path
@@ -50,7 +53,25 @@ def merge_row(rows: list[dict], row: dict, key: tuple[str, ...]) -> list[dict]:
     return [r for r in rows if any(r[k] != row[k] for k in key)] + [row]
 
 
+def requested(row: dict) -> str:
+    """The ``--arch`` token a stored row answered (rows before this field: a named cell or pick)."""
+    return row.get("requested") or next((k for k, v in ARCHS.items() if v == row["arch"]), "pick")
+
+
+@contextlib.contextmanager
+def locked(store: Path):
+    """Hold an exclusive lock beside ``store`` so concurrent runs merge, not overwrite."""
+    with open(store.with_suffix(".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def stored_rows(store: Path) -> list[dict]:
+    return json.loads(store.read_text())["rows"] if store.exists() else []
+
+
 def run_one(data, label: str, arch: str, budget: float, seed: int) -> dict:
+    token = arch
     if arch == "pick":
         arch = api.search(data, top=1, seed=seed).architecture
     arch = ARCHS.get(arch, arch)
@@ -58,7 +79,8 @@ def run_one(data, label: str, arch: str, budget: float, seed: int) -> dict:
     res = api.fit(data, arch, budget=budget, seed=seed, progress=True)
     wall = time.perf_counter() - t0
     r, s = res.recipe, res.summary
-    return {"dataset": label, "budget": budget, "seed": seed, "arch_kind": label_arch(arch),
+    return {"dataset": label, "budget": budget, "seed": seed, "requested": token,
+            "arch_kind": label_arch(arch),
             "arch": arch, "test_acc": res.test_acc, "val_acc": res.val_acc,
             "wall_seconds": wall, "wall_over_budget": wall / budget, "C": r["C"], "N": r["N"],
             "epochs_planned": s["epochs_planned"], "epochs_run": s["epochs_run"],
@@ -78,24 +100,34 @@ def main() -> None:
     ap.add_argument("--arch", default="pick")
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--out", default="docs/results/fit")
+    ap.add_argument("--redo", action="store_true", help="Train rows already stored again.")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     store = out / "fit_budget.json"
-    rows = json.loads(store.read_text())["rows"] if store.exists() else []
+    key = ("dataset", "budget", "requested", "seed")
     for name in args.datasets.split(","):
         spec = dataset_spec(name)
         if spec is None:
             print(f"skipping {name}: no ../shared/datasets")
             continue
-        data = api.as_dataset(spec, progress=True)
+        data = None
         for budget in (float(b) for b in args.budgets.split(",")):
             for arch in args.arch.split(","):
                 for seed in range(args.seeds):
+                    want = (name, budget, arch, seed)
+                    if not args.redo and any((r["dataset"], r["budget"], requested(r), r["seed"])
+                                             == want for r in stored_rows(store)):
+                        print(f"stored: {want}")
+                        continue
+                    if data is None:
+                        data = api.as_dataset(spec, progress=True)
                     row = run_one(data, name, arch, budget, seed)
-                    rows = merge_row(rows, row, ("dataset", "budget", "arch", "seed"))
-                    write_json(store, {"rows": rows}, option="--out")
+                    with locked(store):
+                        rows = [dict(r, requested=requested(r)) for r in stored_rows(store)]
+                        write_json(store, {"rows": merge_row(rows, row, key)}, option="--out")
                     print(json.dumps(row))
+    rows = stored_rows(store)
     show(rows)
     plot_bars([{"dataset": r["dataset"], "method": f"{r['arch_kind'][:12]} {r['budget']:g} s",
                 "test_acc_mean": r["test_acc"], "test_acc_std": 0.0} for r in rows],
