@@ -64,11 +64,13 @@ class ProbeConfig:
     C: int = 4
     N: int = 1
     steps: int = 200
+    """SGD steps that fit the probe to the task (0: the Fisher of the initial weights)."""
     batch_size: int = 64
     lr: float = 0.005
     momentum: float = 0.9
     weight_decay: float = 5e-4
     samples: int = 256
+    """Images whose per-sample gradients are averaged into the diagonal Fisher information."""
     init_seed: int = 0
     seed: int = 0
 

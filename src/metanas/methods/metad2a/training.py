@@ -68,8 +68,10 @@ class MetaD2AConfig:
     gen_lr: float = 1e-3
     # predictor
     graph_hidden: int = 128
+    """Width of the graph encoder's node states (the cell side of the predictor)."""
     graph_out: int = 56
     head: int = 512
+    """Width of the MLP that joins the cell and dataset embeddings into the prediction."""
     loss: str = "mse"
     """``mse``, ``rank`` (pairwise within a task) or ``mse+rank``."""
     target: str = "zscore"
@@ -83,10 +85,13 @@ class MetaD2AConfig:
     """False: the predictor ignores the dataset embedding (an ablation)."""
     # selection and data
     holdout: float = 0.2
+    """Share of the tasks (never of single evaluations) held out for model selection."""
     select: str = "pearson"
+    """Per-task correlation that selects the predictor's epoch (Pearson, as the paper)."""
     eval_every: int = 10
     eval_resamples: int = 5
     refit: bool = True
+    """Retrain both networks on all tasks for the selected number of epochs."""
     metric: str = "heldout"
     recipe: str | None = None
     seed: int = 0

@@ -27,16 +27,20 @@ class ValueNetConfig:
     loss: str = "rank"
     """``rank`` (pairwise within a task), ``mse`` or ``mse+rank``."""
     target: str = "zscore"
-    """``zscore``: accuracies standardised per task; ``global``: as measured."""
+    """``zscore``: accuracies standardised per task; ``raw``: as measured."""
     epochs: int = 100
     batch_size: int = 256
     lr: float = 2e-3
     weight_decay: float = 1e-4
     rank_pairs: int = 512
+    """Pairs of one task's evaluations drawn per batch for the pairwise rank loss."""
     seed: int = 0
     metric: str = "heldout"
+    """The knowledge-base accuracy learned from (one of ``TARGET_METRICS``)."""
     recipe: str | None = None
+    """Only evaluations trained with this recipe (None: every recipe)."""
     fidelity_features: bool = True
+    """The evaluation's fidelity (epochs, width, resolution, ...) among the inputs."""
     pool_small_tasks: bool = True
     exclude_sources: str = ""
     """Comma-separated task sources left out of meta-training (leave-one-source-out)."""
