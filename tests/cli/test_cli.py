@@ -193,3 +193,19 @@ def test_help_shows_flags_without_a_value_type():
             if ln.strip("│ ").startswith("--")}
     assert "<bool>" not in rows["--train"] and "<bool>" not in rows["--help"]
     assert "<int>" in rows["--top"]
+
+
+def test_an_abort_inside_the_cli_exits_130_in_one_line(monkeypatch, capsys):
+    """typer >= 0.2x carries click without ``Abort``; the handler must not crash on it."""
+    import typer
+
+    import metanas.cli as cli
+
+    def abort(**_):
+        raise typer.Abort()
+
+    monkeypatch.setattr(cli, "app", abort)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 130
+    assert "Traceback" not in capsys.readouterr().err

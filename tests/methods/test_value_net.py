@@ -68,6 +68,17 @@ def test_bad_options_and_too_little_data(tmp_path, synthetic_kb):
     with KnowledgeBase(tmp_path / "empty.db") as kb, pytest.raises(KnowledgeBaseError,
                                                                    match="at least 2 tasks"):
         ValueNetMethod.meta_train(kb)
+    # tasks another tool wrote with only some meta-features are skipped, not a KeyError
+    with KnowledgeBase(tmp_path / "partial.db") as kb:
+        for t in range(3):
+            tid = kb.add_task(f"p{t}", name=f"p{t}", source="other",
+                              meta_features={"log2_classes": 1.0, "channels": 3.0})
+            for arch in NB201Arch.sample_distinct(3, seed=t):
+                aid = kb.add_architecture(arch.to_string())
+                kb.add_evaluation(tid, aid, recipe="r", recipe_hash="h", seed=0,
+                                  metrics={"val_acc": 0.5, "test_acc": 0.5})
+        with pytest.raises(KnowledgeBaseError, match=r"partial\.db: needs at least 2 tasks"):
+            cross_validate(kb, folds=2, epochs=1)
 
 
 def test_checkpoint_round_trip_and_safety(model, tmp_path):

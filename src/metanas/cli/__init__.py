@@ -809,7 +809,7 @@ def main() -> None:
         err.print(f"[bold red]error:[/] {escape(where + message)}", highlight=False,
                   soft_wrap=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("interrupted")
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

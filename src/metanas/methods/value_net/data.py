@@ -10,7 +10,7 @@ import numpy as np
 from metanas.errors import (
     KnowledgeBaseError,
 )
-from metanas.features.metafeatures import feature_vector
+from metanas.features.metafeatures import FEATURE_NAMES, feature_vector
 from metanas.kb.views import (
     FULL_TRAINING,
     accuracy_table,
@@ -55,8 +55,8 @@ def _excluded(config: ValueNetConfig) -> set[str]:
 
 
 def load_training_data(kb, config: ValueNetConfig) -> TrainingData:
-    """Average repeated seeds per (task, recipe); keep groups with meta-features and at least
-    3 architectures (smaller ones pooled per source, see the module docstring)."""
+    """Average repeated seeds per (task, recipe); keep groups with every meta-feature (a task
+    written by another tool may lack some) and at least 3 architectures (smaller ones pooled per source, see the module docstring)."""
     rows = kb.evaluations(recipe=config.recipe)
     tasks = {t["key"]: t for t in kb.tasks()}
     recipes = {r["hash"]: r.get("config") or {} for r in kb.recipes()}
@@ -64,7 +64,8 @@ def load_training_data(kb, config: ValueNetConfig) -> TrainingData:
     groups: dict[tuple[str, str], dict[str, list[float]]] = {}
     for r in rows:
         task = tasks.get(r["task_key"])
-        if task is None or not task.get("meta_features") or task["source"] in excluded:
+        features = (task or {}).get("meta_features") or {}
+        if task is None or any(n not in features for n in FEATURE_NAMES) or task["source"] in excluded:
             continue
         value = heldout_accuracy(r, task, config.metric)
         if value is None:
@@ -115,7 +116,8 @@ def load_training_data(kb, config: ValueNetConfig) -> TrainingData:
                         tasks[members[0][0]].get("resolution")))
     if len(entries) < 2:
         raise KnowledgeBaseError(
-            "the knowledge base needs at least 2 tasks with meta-features and >= 3 evaluated "
+            f"knowledge base {getattr(kb, 'path', '')}: needs at least 2 tasks with all "
+            f"{len(FEATURE_NAMES)} meta-features and >= 3 evaluated "
             f"architectures each (metric {config.metric}, recipe {config.recipe or 'any'}); "
             f"found {len(entries)}"
         )
