@@ -125,9 +125,9 @@ def _budget(evaluations: int | None, seconds: float | None) -> api.Budget | None
 
 # What a candidate's score is, per method (higher is better for all).
 SCORE_MEANING = {
-    "value-net": "rank vote of the value network and the zero-cost proxies (nwot, zico) on its "
-                 "shortlist, 1 = first on all (with --set rerank= : the network's prediction, "
-                 "standardised per task)",
+    "value-net": "rank vote of the value network and the zero-cost proxies ({proxies}) on its "
+                 "shortlist, 1 = first on all",
+    "value-net:no-rerank": "the value network's prediction, standardised per task",
     "metad2a": "the meta-predictor's predicted accuracy, standardised per task (a z-score), "
                "averaged over resampled image sets",
     "base": "log-probability of the cell under the adapted architecture distribution",
@@ -163,8 +163,14 @@ def _print_candidates(result) -> None:
         for i, c in enumerate(result.candidates, 1):
             out.print(f"{i:>3}  {c.score:8.4f}  {c.arch}", highlight=False, markup=False,
                       soft_wrap=True)
-    meaning = SCORE_MEANING.get(result.method)
+    details = result.details or {}
+    reranked = details.get("rerank")
+    key = f"{result.method}:no-rerank" if reranked == [] else result.method
+    meaning = SCORE_MEANING.get(key, SCORE_MEANING.get(result.method))
     if meaning:
+        meaning = meaning.format(proxies=", ".join(reranked or ()))
+        if details.get("rerank_skipped"):
+            meaning += f" (no re-rank: {details['rerank_skipped']})"
         out.print(f"score: {meaning}", highlight=False, markup=False)
 
 
