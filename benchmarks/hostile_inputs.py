@@ -150,8 +150,22 @@ def dataset_cases(d: Path) -> list[Case]:
     os.mkfifo(fifo / "a" / "x.png")
     specs["ImageFolder with a FIFO"] = str(fifo)
     specs["missing file"] = str(d / "nope.npz")
-    return [Case("dataset", name, ["search", "--dataset", spec, "--top", "1"])
-            for name, spec in specs.items()]
+    cases = [Case("dataset", name, ["search", "--dataset", spec, "--top", "1"])
+             for name, spec in specs.items() if name != "1x1 px images"]
+    # 1 px images are resized to the task's 16 px as digits' 8 px are; being constant, they
+    # skip the zero-cost re-rank (documented): a ranking with finite scores, or a clear error
+    out = d / "px1.json"
+    cases.append(Case("dataset", "1x1 px images", ["search", "--dataset", specs["1x1 px images"],
+                                                    "--json", str(out)], rc=(0, 2),
+                      after=lambda: _finite_ranking(out)))
+    return cases
+
+
+def _finite_ranking(path: Path) -> str | None:
+    if not path.exists():
+        return None  # refused with an error line
+    scores = [c["score"] for c in json.loads(path.read_text())["candidates"]]
+    return None if scores and all(math.isfinite(v) for v in scores) else f"scores {scores[:3]}"
 
 
 def option_cases() -> list[Case]:
