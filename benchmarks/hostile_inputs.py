@@ -180,6 +180,15 @@ def option_cases() -> list[Case]:
               for m, kv in (("darts", "steps=abc"), ("darts", "steps=-4"), ("base", "resolutions=7"),
                             ("base", "resolutions=abc"), ("value-net", "bogus=1"),
                             ("value-net", "restarts"))]
+    meta = ["meta-train", "--out", os.devnull + ".safetensors"]
+    cases += [Case("option", f"meta-train {m} --set {kv}", [*meta, "--method", m, *kb, "--set", kv])
+              for m, kb, kv in (("base", [], "resolutions=7"), ("base", [], "resolutions=abc"),
+                                ("base", [], "meta_steps=1.5"), ("base", [], "seed=1"),
+                                ("value-net", ["--kb", "default"], "epochs=abc"),
+                                ("value-net", ["--kb", "default"], "lr=nan"),
+                                ("metad2a", ["--kb", "default"], "hidden=-3"))]
+    cases += [Case("option", "search --set seed=1", [*s, "--set", "seed=1"]),
+              Case("option", "validate --folds 1", ["validate", "--kb", "default", "--folds", "1"])]
     cases += [
         Case("option", "100 KB architecture", ["train", "--dataset", "digits", "--arch", "x" * 100_000]),
         Case("option", "architecture with an unknown op",
@@ -321,7 +330,7 @@ def race_cases(d: Path, tries: int) -> list[tuple[str, Callable[[], str | None]]
             conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
             n = conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
             dup = conn.execute("SELECT COUNT(*) - COUNT(DISTINCT task_id || '/' || arch_id || '/' "
-                               "|| recipe_hash || '/' || seed) FROM evaluations").fetchone()[0]
+                               "|| recipe_id || '/' || seed) FROM evaluations").fetchone()[0]
             conn.close()
             return None if n == 2 and dup == 0 else f"{n} evaluations, {dup} duplicates"
         lines = outs[id(good)][1].decode().strip().splitlines()

@@ -110,6 +110,10 @@ def search(
     if train_budget is not None:
         check_budget(train_budget, "--train-budget")
         check_model_path(save_to, "--save-model")
+    clash = sorted(set(options or {}) & {"top", "seed", "budget", "progress"})
+    if clash:
+        raise ConfigError(f"{', '.join(clash)}: an argument of search itself, not a method "
+                          "option")
     check_inherit(method if isinstance(method, str) else method.name, options)
     data = as_dataset(dataset, seed=seed, progress=progress)
     runner = method if isinstance(method, SearchMethod) else load_method(

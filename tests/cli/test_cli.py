@@ -119,6 +119,13 @@ def test_npz_dataset_through_cli(tmp_path):
         (["search", "-d", "digits", "--recipe", "nope"], "nope"),
         (["search", "-d", "digits", "--save-model", "m.safetensors"], "--train"),
         (["search", "-d", "digits", "--json", ""], "--json"),
+        (["search", "-d", "digits", "--set", "seed=1"], "use --seed"),
+        (["meta-train", "--method", "base", "--out", "x.safetensors", "--set", "seed=1"],
+         "use --seed"),
+        (["meta-train", "--method", "base", "--out", "x.safetensors", "--set", "meta_steps=1.5"],
+         "base option meta_steps must be an integer"),
+        (["meta-train", "--method", "value-net", "--kb", "default", "--out", "x.safetensors",
+          "--set", "epochs=abc"], "value-net option epochs must be an integer"),
     ],
 )
 def test_user_errors_exit_2_without_traceback(args, needle, tmp_path):

@@ -105,3 +105,30 @@ def test_cli_lists_a_methods_options_and_budget_kinds():
             "help": "resolutions with their own heads"} in info["options"]
     res = CliRunner().invoke(app, ["methods", "value-net"])
     assert res.exit_code == 0 and "restarts" in res.output and "budget: none" in res.output
+
+
+def test_meta_training_configs_check_types_like_search_options():
+    """``meta-train --set``: every config field is checked against its type first."""
+    from metanas.methods.base.config import BASEConfig
+    from metanas.methods.interface import config_from_options
+    from metanas.methods.value_net.model import ValueNetConfig
+
+    assert config_from_options(BASEConfig, {"resolutions": 32}, "base").resolutions == (32,)
+    assert config_from_options(BASEConfig, {"resolutions": "16,32"}, "base").resolutions == (16, 32)
+    assert config_from_options(ValueNetConfig, {"lr": 1}, "value-net").lr == 1.0
+    assert config_from_options(ValueNetConfig, {"recipe": 3}, "value-net").recipe == "3"
+    for cls, what, values, message in [
+        (BASEConfig, "base", {"resolutions": "abc"}, "resolutions must be an integer"),
+        (BASEConfig, "base", {"meta_steps": 1.5}, "meta_steps must be an integer, got 1.5"),
+        (BASEConfig, "base", {"meta_lr": math.nan}, "meta_lr must be a finite number"),
+        (ValueNetConfig, "value-net", {"epochs": "abc"}, "epochs must be an integer"),
+    ]:
+        with pytest.raises(ConfigError, match=f"{what} option {message}"):
+            config_from_options(cls, values, what)
+
+
+def test_search_arguments_are_not_method_options():
+    from metanas import api
+
+    with pytest.raises(ConfigError, match="seed: an argument of search itself"):
+        api.search("digits", options={"seed": 1})

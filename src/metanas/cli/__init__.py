@@ -100,6 +100,10 @@ def _given(**options) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
 
 
+#: Settings every command takes through its own flag, never through ``--set``.
+OWN_FLAGS = {"seed": "--seed", "top": "--top", "budget": "--budget", "progress": "no option"}
+
+
 def _key_values(items: list[str], flag: str) -> dict[str, Any]:
     """``KEY=VALUE`` pairs; values that read as JSON (numbers, true/false) become those."""
     out: dict[str, Any] = {}
@@ -108,6 +112,9 @@ def _key_values(items: list[str], flag: str) -> dict[str, Any]:
         key = key.strip().replace("-", "_")
         if not sep or not key.isidentifier():
             raise ConfigError(f"{flag} must look like KEY=VALUE, got {item!r}")
+        if key in OWN_FLAGS:
+            raise ConfigError(f"{flag} {item[:60]}: {key} is not a method option; use "
+                              f"{OWN_FLAGS[key]}")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:

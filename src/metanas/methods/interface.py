@@ -9,25 +9,29 @@ from __future__ import annotations
 
 import abc
 import math
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
 from metanas.data import ImageDataset
 from metanas.errors import ConfigError
-from metanas.methods.options import NoOptions, SearchOptions
+from metanas.methods.options import NoOptions, SearchOptions, check_value
 
 
 def config_from_options(cls: type, options: dict[str, Any], what: str, *,
                         also: tuple[str, ...] = ()) -> Any:
     """``cls(**options)`` for a method's config dataclass, with a one-line error naming the
-    unknown options and the known ones (``also``: options the caller takes itself)."""
+    unknown options and the known ones (``also``: options the caller takes itself); each value
+    is checked against its field's type first (``resolutions=7`` is the tuple ``(7,)``,
+    ``restarts=abc`` an error), the ranges by the config itself."""
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(options) - known)
     if unknown:
         raise ConfigError(f"{what} has no option(s) {', '.join(unknown)}; its options: "
                           f"{', '.join(sorted(known | set(also)))}")
-    return cls(**options)
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: check_value(what, k, hints[k], v, {}) for k, v in options.items()})
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Any
 from metanas.errors import ConfigError
 
 __all__ = [
-    "SearchOptions", "option", "NoOptions", "ValueNetOptions", "BASEOptions",
+    "SearchOptions", "option", "check_value", "NoOptions", "ValueNetOptions", "BASEOptions",
     "BASEPriorOptions", "GradientNASOptions", "MetaD2AOptions", "ZeroCostOptions",
     "GlobalPriorOptions", "NearestBestOptions", "FisherNearestOptions",
 ]
@@ -48,7 +48,7 @@ class SearchOptions:
             raise ConfigError(f"method {method!r} has no option(s) {', '.join(unknown)}; its "
                               f"options: {', '.join(known) or 'none'}")
         hints = typing.get_type_hints(cls)
-        checked = {name: _check(method, name, hints[name], value, known[name].metadata)
+        checked = {name: check_value(method, name, hints[name], value, known[name].metadata)
                    for name, value in values.items()}
         return cls(**checked)
 
@@ -78,8 +78,9 @@ def _is_optional(tp: Any) -> bool:
             and type(None) in typing.get_args(tp))
 
 
-def _check(method: str, name: str, tp: Any, value: Any, meta: Any) -> Any:
-    """``value`` as type ``tp`` within the field's range/choices, or a one-line error."""
+def check_value(method: str, name: str, tp: Any, value: Any, meta: Any) -> Any:
+    """``value`` as type ``tp`` within the field's range/choices (``meta``: :func:`option`'s,
+    or ``{}``), or a one-line error naming ``method`` and option ``name``."""
     what = f"{method} option {name}"
     if _is_optional(tp):
         if value is None:
@@ -94,7 +95,7 @@ def _check(method: str, name: str, tp: Any, value: Any, meta: Any) -> Any:
         inner = typing.get_args(tp)[0]
         parsed = [int(x) if isinstance(x, str) and x.strip().lstrip("-").isdigit() else x
                   for x in items]
-        return tuple(_check(method, name, inner, x, meta) for x in parsed)
+        return tuple(check_value(method, name, inner, x, meta) for x in parsed)
     if tp is bool:
         if isinstance(value, str) and value.lower() in ("true", "false"):
             value = value.lower() == "true"
