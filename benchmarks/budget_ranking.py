@@ -8,7 +8,7 @@ trains for equal *seconds*, and a cheap cell then runs more epochs (docs/models.
 script measures by how much: per dataset, the value network's shortlist (its own ranking,
 before the zero-cost re-rank), the default search's pick, ``--random`` seeded random cells and
 NB201's ResNet cell are each trained by ``metanas fit`` within the same budget. A row holds the
-fit's test accuracy, the network's score and rank, the cell's MACs and parameters at the C/N
+fit's test accuracy, the network's score and rank (among all cells), the MACs and params at the C/N
 the probe chose, and the epochs it ran. The summary gives, per dataset, Spearman of the fit
 accuracy against the network's score, against -MACs and against the epochs run: the data a
 budget-aware ranking needs. Rows merge into ``--out``/budget_ranking.json by (dataset, budget,
@@ -39,21 +39,26 @@ def cell_size(arch: str, C: int, N: int, resolution: int, channels: int, classes
 
 
 def candidates(data, shortlist: int, n_random: int, seed: int) -> list[dict]:
-    """The cells to fit, each with where it came from and the network's score and rank."""
+    """The cells to fit, each with where it came from and the network's score and rank among
+    all 15,625 cells (functionally distinct, connected: exhaustive mode scores every one)."""
     from metanas.spaces.nb201.genotype import NB201Arch
 
-    ranked = api.search(data, top=shortlist, seed=seed, options={"rerank": ""}).candidates
+    everything = api.search(data, top=15_625, seed=seed,
+                            options={"rerank": "", "mode": "exhaustive"}).candidates
+    rank = {NB201Arch.from_string(c.arch).canonical_form: (i, c.score)
+            for i, c in enumerate(everything, 1)}
+    shortlist_cells = api.search(data, top=shortlist, seed=seed, options={"rerank": ""})
     pick = api.search(data, top=1, seed=seed).architecture
-    cells = {c.arch: {"arch": c.arch, "origin": f"network #{i}", "vn_rank": i,
-                      "vn_score": c.score} for i, c in enumerate(ranked, 1)}
-    entry = cells.setdefault(pick, {"arch": pick, "vn_rank": None, "vn_score": None})
-    entry["origin"] = "default pick" + (f" (network #{entry['vn_rank']})" if entry["vn_rank"] else "")
-    cells.setdefault(ARCHS["resnet"], {"arch": ARCHS["resnet"], "origin": "resnet",
-                                       "vn_rank": None, "vn_score": None})
+    origins = {c.arch: f"network #{i}" for i, c in enumerate(shortlist_cells.candidates, 1)}
+    origins[pick] = "default pick" + (f" ({origins[pick]})" if pick in origins else "")
+    origins.setdefault(ARCHS["resnet"], "resnet")
     for arch in NB201Arch.sample_distinct(n_random, seed=1000 + seed):
-        cells.setdefault(arch.to_string(), {"arch": arch.to_string(), "origin": "random",
-                                            "vn_rank": None, "vn_score": None})
-    return list(cells.values())
+        origins.setdefault(arch.to_string(), "random")
+    cells = []
+    for arch, origin in origins.items():
+        r, score = rank.get(NB201Arch.from_string(arch).canonical_form, (None, None))
+        cells.append({"arch": arch, "origin": origin, "vn_rank": r, "vn_score": score})
+    return cells
 
 
 def summary(rows: list[dict]) -> list[dict]:

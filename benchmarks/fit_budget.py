@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import fcntl
 import json
+import os
 import time
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def run_one(data, label: str, arch: str, budget: float, seed: int) -> dict:
     if arch == "pick":
         arch = api.search(data, top=1, seed=seed).architecture
     arch = ARCHS.get(arch, arch)
-    t0 = time.perf_counter()
+    t0, load0 = time.perf_counter(), os.getloadavg()[0]
     res = api.fit(data, arch, budget=budget, seed=seed, progress=True)
     wall = time.perf_counter() - t0
     r, s = res.recipe, res.summary
@@ -86,7 +87,9 @@ def run_one(data, label: str, arch: str, budget: float, seed: int) -> dict:
             "epochs_planned": s["epochs_planned"], "epochs_run": s["epochs_run"],
             "batch_size": r["batch_size"], "augment": r["augment"],
             "best_epoch": s["best_epoch"], "probe_seconds": res.plan["probe_seconds"],
-            "n_train": res.task["n_train"], "n_test": res.task["n_test"], "device": res.metrics["device"]}
+            "n_train": res.task["n_train"], "n_test": res.task["n_test"], "device": res.metrics["device"],
+            "moves": len((res.plan or {}).get("moves") or []),
+            "load_avg_start_end": [round(load0, 2), round(os.getloadavg()[0], 2)]}
 
 
 def label_arch(arch: str) -> str:

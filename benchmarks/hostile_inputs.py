@@ -50,9 +50,13 @@ class Case:
     rc: int | tuple[int, ...] = 2
     """The exit code(s) that count as handled."""
     timeout: float = 120.0
-    after: Callable[[], str | None] | None = None
-    """Checked once the command ended: None when intact, else what is wrong."""
+    after: Callable[[int], str | None] | None = None
+    """Checked once the command ended, given its exit code: None when intact, else what is
+    wrong."""
     env: dict[str, str] = field(default_factory=dict)
+    needle: str | None = None
+    """Text the error line must contain (the option or file at fault), so a case does not pass
+    on an unrelated error."""
 
 
 def run(argv: list[str], timeout: float, env: dict[str, str]) -> dict:
@@ -96,9 +100,11 @@ def judge(case: Case, got: dict) -> str | None:
             return f"{len(errors)} error lines, last line {lines[-1][:60] if lines else ''!r}"
         if len(lines[-1]) > 600:
             return f"error line of {len(lines[-1])} characters"
+        if case.needle and case.needle.lower() not in lines[-1].lower():
+            return f"the error does not name {case.needle!r}: {lines[-1][:80]!r}"
     if got["rss_mb"] > MAX_RSS_MB:
         return f"peak RSS {got['rss_mb']:.0f} MB"
-    return case.after() if case.after else None
+    return case.after(got["rc"]) if case.after else None
 
 
 # ---------------------------------------------------------------------------- the inputs
@@ -128,11 +134,10 @@ def dataset_cases(d: Path) -> list[Case]:
     specs["truncated .npz"] = str(d / "trunc.npz")
     (d / "text.npz").write_text("not a zip")
     specs["text named .npz"] = str(d / "text.npz")
-    with zipfile.ZipFile(d / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as zf:  # ~400 KB on disk
-        with zf.open("a/0.png", "w", force_zip64=True) as member:
-            chunk = bytes(1 << 20)
-            for _ in range(400):
-                member.write(chunk)
+    with (zipfile.ZipFile(d / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as zf,  # ~400 KB on disk
+          zf.open("a/0.png", "w", force_zip64=True) as member):
+        for _ in range(400):
+            member.write(bytes(1 << 20))
     specs["zip member inflating to 400 MB"] = str(d / "bomb.zip")
     with zipfile.ZipFile(d / "trav.zip", "w") as zf:
         zf.writestr("../../evil/0.png", b"x")
@@ -157,38 +162,48 @@ def dataset_cases(d: Path) -> list[Case]:
     out = d / "px1.json"
     cases.append(Case("dataset", "1x1 px images", ["search", "--dataset", specs["1x1 px images"],
                                                     "--json", str(out)], rc=(0, 2),
-                      after=lambda: _finite_ranking(out)))
+                      after=lambda rc: _finite_ranking(out) if rc == 0 else None))
     return cases
 
 
 def _finite_ranking(path: Path) -> str | None:
+    """After exit 0: the ranking must be there and finite (``--json`` writes NaN as null)."""
     if not path.exists():
-        return None  # refused with an error line
+        return "exit 0 without the --json ranking"
     scores = [c["score"] for c in json.loads(path.read_text())["candidates"]]
-    return None if scores and all(math.isfinite(v) for v in scores) else f"scores {scores[:3]}"
+    finite = all(isinstance(v, (int, float)) and math.isfinite(v) for v in scores)
+    return None if scores and finite else f"scores {scores[:3]}"
 
 
-def option_cases() -> list[Case]:
+def option_cases(d: Path) -> list[Case]:
     s = ["search", "--dataset", "digits", "--top", "1"]
-    cases = [Case("option", f"--seed {v}", [*s, "--seed", v])
+    cases = [Case("option", f"--seed {v}", [*s, "--seed", v], needle="seed")
              for v in (str(2**64), str(2**64 + 5), "-1", "1e3", "x" * 30)]
     cases += [Case("option", f"random --budget {v}", [*s, "--method", "random", "--budget", v],
-                   timeout=60) for v in ("nan", "inf", "-1", "0", "1e400")]
-    cases += [Case("option", f"value-net --set restarts={v}", [*s, "--set", f"restarts={v}"])
-              for v in ("abc", "1.5", "-1", "0", "nan")]
-    cases += [Case("option", f"{m} --set {kv}", [*s, "--method", m, "--set", kv])
+                   timeout=60, needle="budget") for v in ("nan", "inf", "-1", "0", "1e400")]
+    cases += [Case("option", f"value-net --set restarts={v}", [*s, "--set", f"restarts={v}"],
+                   needle="restarts") for v in ("abc", "1.5", "-1", "0", "nan")]
+    cases += [Case("option", f"{m} --set {kv}", [*s, "--method", m, "--set", kv],
+                   needle=kv.split("=")[0])
               for m, kv in (("darts", "steps=abc"), ("darts", "steps=-4"), ("base", "resolutions=7"),
                             ("base", "resolutions=abc"), ("value-net", "bogus=1"),
-                            ("value-net", "restarts"))]
-    meta = ["meta-train", "--out", os.devnull + ".safetensors"]
-    cases += [Case("option", f"meta-train {m} --set {kv}", [*meta, "--method", m, *kb, "--set", kv])
-              for m, kb, kv in (("base", [], "resolutions=7"), ("base", [], "resolutions=abc"),
-                                ("base", [], "meta_steps=1.5"), ("base", [], "seed=1"),
-                                ("value-net", ["--kb", "default"], "epochs=abc"),
-                                ("value-net", ["--kb", "default"], "lr=nan"),
-                                ("metad2a", ["--kb", "default"], "hidden=-3"))]
-    cases += [Case("option", "search --set seed=1", [*s, "--set", "seed=1"]),
-              Case("option", "validate --folds 1", ["validate", "--kb", "default", "--folds", "1"])]
+                            ("value-net", "restarts"), ("value-net", "seed=1"),
+                            ("value-net", f"restarts={'9' * 5000}"))]
+    meta = ["meta-train", "--out", str(d / "meta.safetensors")]
+    cases += [Case("option", f"meta-train {m} --set {kv}", [*meta, "--method", m, *kb, "--set", kv],
+                   needle=needle)
+              for m, kb, kv, needle in (
+                  ("base", [], "resolutions=7", "resolution 7"),
+                  ("base", [], "resolutions=abc", "resolutions"),
+                  ("base", [], "meta_steps=1.5", "meta_steps"), ("base", [], "seed=1", "seed"),
+                  ("base", [], "save_every=abc", "save_every"),
+                  ("value-net", ["--kb", "default"], "epochs=abc", "epochs"),
+                  ("value-net", ["--kb", "default"], "lr=nan", "lr"),
+                  ("value-net", ["--kb", "default"], f"lr={'9' * 400}", "lr"),
+                  ("metad2a", ["--kb", "default"], "hidden=-3", "hidden"),
+                  ("metad2a", ["--kb", "default"], "cache=abc", "cache"))]
+    cases += [Case("option", "validate --folds 1", ["validate", "--kb", "default", "--folds", "1"],
+                   needle="folds")]
     cases += [
         Case("option", "100 KB architecture", ["train", "--dataset", "digits", "--arch", "x" * 100_000]),
         Case("option", "architecture with an unknown op",
@@ -278,7 +293,7 @@ def kb_cases(d: Path) -> list[Case]:
                     else [*command, "--kb", str(path)] if command == ["validate"] else [*command, str(path)])
             tolerated = (0, 2) if name == "foreign column" else 2  # an added column may be read
             cases.append(Case("kb", f"{' '.join(command)}: {name}", argv, rc=tolerated,
-                              after=lambda p=path, b=before: _untouched(p, b)))
+                              after=lambda rc, p=path, b=before: _untouched(p, b)))
     return cases
 
 
@@ -338,7 +353,7 @@ def race_cases(d: Path, tries: int) -> list[tuple[str, Callable[[], str | None]]
             f"the good build exited {rc[id(good)]}"
 
     return [(f"two builds, {'bad' if k % 2 == 0 else 'good'} first, {gap:g} s apart",
-             lambda i=k, g=gap: one(i, g, k % 2 == 0))
+             lambda i=k, g=gap, b=k % 2 == 0: one(i, g, b))
             for k, gap in enumerate([0.2, 0.2, 0.0, 1.0, 3.0, 0.5][:tries])]
 
 
@@ -352,7 +367,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         env = {"METANAS_CACHE_DIR": str(d / "cache")}
-        cases = [*dataset_cases(d), *option_cases(), *checkpoint_cases(d), *kb_cases(d)]
+        cases = [*dataset_cases(d), *option_cases(d), *checkpoint_cases(d), *kb_cases(d)]
         cases = [c for c in cases if args.only in c.group or args.only in c.name]
         for i, case in enumerate(cases, 1):
             got = run(case.argv, case.timeout, {**env, **case.env})

@@ -132,3 +132,14 @@ def test_search_arguments_are_not_method_options():
 
     with pytest.raises(ConfigError, match="seed: an argument of search itself"):
         api.search("digits", options={"seed": 1})
+
+
+def test_numbers_beyond_a_float_and_huge_integers_are_one_line_errors():
+    from metanas.methods.value_net.model import ValueNetConfig
+
+    with pytest.raises(ConfigError, match="prior_strength must be a finite number"):
+        BASEOptions.parse({"prior_strength": 10**400}, "base")
+    from metanas.methods.interface import config_from_options
+
+    with pytest.raises(ConfigError, match="value-net option lr must be a finite number"):
+        config_from_options(ValueNetConfig, {"lr": 10**400}, "value-net")

@@ -71,8 +71,9 @@ def test_bad_options_and_too_little_data(tmp_path, synthetic_kb):
     # tasks another tool wrote with only some meta-features are skipped, not a KeyError
     with KnowledgeBase(tmp_path / "partial.db") as kb:
         for t in range(3):
-            tid = kb.add_task(f"p{t}", name=f"p{t}", source="other",
-                              meta_features={"log2_classes": 1.0, "channels": 3.0})
+            partial = ({"log2_classes": 1.0, "channels": 3.0} if t < 2 else  # a NaN stored as null
+                       {**{n: 0.0 for n in FEATURE_NAMES}, "channels": float("nan")})
+            tid = kb.add_task(f"p{t}", name=f"p{t}", source="other", meta_features=partial)
             for arch in NB201Arch.sample_distinct(3, seed=t):
                 aid = kb.add_architecture(arch.to_string())
                 kb.add_evaluation(tid, aid, recipe="r", recipe_hash="h", seed=0,

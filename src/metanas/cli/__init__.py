@@ -100,8 +100,8 @@ def _given(**options) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
 
 
-#: Settings every command takes through its own flag, never through ``--set``.
-OWN_FLAGS = {"seed": "--seed", "top": "--top", "budget": "--budget", "progress": "no option"}
+#: Settings a command takes through its own options (or not at all), never through ``--set``.
+OWN_FLAGS = frozenset({"seed", "top", "budget", "progress"})
 
 
 def _key_values(items: list[str], flag: str) -> dict[str, Any]:
@@ -113,11 +113,11 @@ def _key_values(items: list[str], flag: str) -> dict[str, Any]:
         if not sep or not key.isidentifier():
             raise ConfigError(f"{flag} must look like KEY=VALUE, got {item!r}")
         if key in OWN_FLAGS:
-            raise ConfigError(f"{flag} {item[:60]}: {key} is not a method option; use "
-                              f"{OWN_FLAGS[key]}")
+            raise ConfigError(f"{flag} {item[:60]}: {key} is not a method option (the "
+                              "command's own options set it)")
         try:
             out[key] = json.loads(value)
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON, or an integer of more than 4,300 digits
             out[key] = value
     return out
 

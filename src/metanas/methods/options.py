@@ -106,11 +106,16 @@ def check_value(method: str, name: str, tp: Any, value: Any, meta: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{what} must be an integer{_range(meta)}, got {_shown(value)}")
     elif tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value):
+        number = math.nan
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:  # an integer beyond any float
+                number = math.inf
+        if not math.isfinite(number):
             raise ConfigError(f"{what} must be a finite number{_range(meta)}, got "
                               f"{_shown(value)}")
-        value = float(value)
+        value = number
     elif tp is str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)  # --set prior_exclude=2 arrives as a number

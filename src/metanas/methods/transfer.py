@@ -63,6 +63,7 @@ from metanas.methods.options import (
     FisherNearestOptions,
     GlobalPriorOptions,
     NearestBestOptions,
+    check_value,
 )
 from metanas.progress import Bars
 from metanas.spaces.nb201 import NB201Arch
@@ -225,6 +226,7 @@ class TransferMethod(MetaLearnedMethod):
         every embedding instead of reusing ``cache_dir()/fisher``."""
         start = time.perf_counter()
         config = TransferConfig.from_options(options)
+        cache = check_value("the transfer methods", "cache", bool, cache, {})
         entries, rows, table = kb_task_entries(kb, config)
         prior, min_tasks, n_tasks = _prior(table, config)
         if not prior:

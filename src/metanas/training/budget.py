@@ -64,7 +64,10 @@ PROBE_SHARE = 0.15
 SAFETY = 0.9
 """Plan epochs for this share of the time left (timings on a shared machine vary)."""
 REPLAN_SAFETY = 0.97
-"""Replan for this share of the time left after the timed warm-up epoch."""
+"""Replan for this share of the time left after the timed warm-up epoch (and later)."""
+MOVE_SHARE = 0.05
+"""After the first replan, the plan moves again only when the steps that now fit differ from
+the planned ones by more than this share of the steps left (a change of load, not noise)."""
 WARMUP_FROM = 3
 """Plans of at least this many epochs start with one warm-up epoch, timed to replan."""
 
@@ -84,20 +87,31 @@ class Plan:
     replanned: dict[str, Any] | None = None
     """After the warm-up epoch: the probe's epochs, the measured seconds per epoch, the new
     epochs (``recipe`` is then the replanned one)."""
+    moves: list[dict[str, Any]] = field(default_factory=list)
+    """Later replans (the load changed while training): the same fields, plus the step."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"recipe": recipe_summary(self.recipe), "epoch_seconds": self.epoch_seconds,
                 "eval_seconds": self.eval_seconds, "probe_seconds": self.probe_seconds,
-                "probes": self.probes, "rule": self.rule, "replanned": self.replanned}
+                "probes": self.probes, "rule": self.rule, "replanned": self.replanned,
+                "moves": self.moves}
 
     def replan(self, recipe: Recipe, epoch_seconds: float, seconds_left: float,
-               steps_per_epoch: int, max_epochs: int = MAX_EPOCHS) -> Recipe:
-        """:func:`replan_epochs`, recorded: ``self.recipe`` becomes the replanned recipe."""
-        new = replan_epochs(recipe, epoch_seconds, seconds_left, steps_per_epoch,
+               steps_per_epoch: int, steps_done: int | None = None,
+               max_epochs: int = MAX_EPOCHS) -> Recipe:
+        """:func:`replan_epochs`, recorded: ``self.recipe`` becomes the replanned recipe.
+        After the first replan the plan moves only past :data:`MOVE_SHARE`."""
+        new = replan_epochs(recipe, epoch_seconds, seconds_left, steps_per_epoch, steps_done,
                             max_epochs=max_epochs)
-        self.replanned = {"epochs_planned": recipe.epochs, "epoch_seconds": epoch_seconds,
-                          "seconds_left": seconds_left, "epochs": new.epochs,
-                          "max_steps": new.max_steps}
+        record = {"epochs_planned": recipe.epochs, "epoch_seconds": epoch_seconds,
+                  "seconds_left": seconds_left, "epochs": new.epochs, "max_steps": new.max_steps}
+        if self.replanned is None:
+            self.replanned = record
+        else:
+            planned, now = (_steps(r, steps_per_epoch) for r in (recipe, new))
+            if abs(now - planned) <= MOVE_SHARE * max(planned - (steps_done or 0), 1):
+                return recipe
+            self.moves.append({**record, "step": steps_done})
         self.recipe = new
         return new
 
@@ -116,15 +130,17 @@ def pick_batch_size(n_train: int) -> int:
 
 def fit_recipe(C: int, N: int, epochs: int, batch: int, augment: str,
                resolution: int | None = None, warmup: int = 0,
-               max_steps: int | None = None) -> Recipe:
+               max_steps: int | None = None,
+               horizons: tuple[tuple[int, int], ...] = ()) -> Recipe:
     """The budgeted recipe for a size: SGD nesterov, cosine (after ``warmup`` epochs of
     linear warm-up; over ``max_steps`` when the last epoch is partial), wd 5e-4 as the named
     recipes."""
-    tag = (f"-w{warmup}" if warmup else "") + (f"-s{max_steps}" if max_steps else "")
+    tag = ((f"-w{warmup}" if warmup else "") + (f"-s{max_steps}" if max_steps else "")
+           + (f"-m{len(horizons) - 1}" if horizons else ""))
     return Recipe(name=f"fit-C{C}-N{N}-e{epochs}-b{batch}-{augment}{tag}", C=C, N=N,
                   epochs=epochs, batch_size=batch, lr=min(0.1, 0.05 * batch / 64),
                   weight_decay=5e-4, resolution=resolution, augment=augment,
-                  warmup_epochs=warmup, max_steps=max_steps,
+                  warmup_epochs=warmup, max_steps=max_steps, lr_horizons=horizons,
                   description="sized to a time budget by metanas.training.budget")
 
 
@@ -139,18 +155,33 @@ def epochs_and_steps(epochs: float, steps_per_epoch: int, *, least: float = 0.0,
     return whole, (None if steps >= whole * steps_per_epoch else steps)
 
 
+def _steps(recipe: Recipe, steps_per_epoch: int) -> int:
+    steps = recipe.epochs * steps_per_epoch
+    return steps if recipe.max_steps is None else min(steps, recipe.max_steps)
+
+
 def replan_epochs(recipe: Recipe, epoch_seconds: float, seconds_left: float,
-                  steps_per_epoch: int, *, max_epochs: int = MAX_EPOCHS) -> Recipe:
+                  steps_per_epoch: int, steps_done: int | None = None, *,
+                  max_epochs: int = MAX_EPOCHS) -> Recipe:
     """The recipe with as many epochs (to a step: the last one may be partial) as fit in
-    ``REPLAN_SAFETY`` of ``seconds_left`` at the measured ``epoch_seconds`` of its warm-up (at
-    least one step after the warm-up, at most ``max_epochs``): the probe's few steps misjudge
-    an epoch by 10-30% on a shared CPU, the warm-up's full epochs do not."""
-    done = recipe.warmup_epochs
+    ``REPLAN_SAFETY`` of ``seconds_left`` at the measured ``epoch_seconds`` (at least one step
+    more, at most ``max_epochs``): the probe's few steps misjudge an epoch by 10-30% on a
+    shared CPU, the warm-up's full epochs do not. ``steps_done``: where training is (default:
+    the end of the warm-up); past the warm-up the cosine so far is kept up to there and a new
+    horizon starts (``lr_horizons``)."""
+    warm = recipe.warmup_epochs * steps_per_epoch
+    done = warm if steps_done is None else steps_done
     more = REPLAN_SAFETY * seconds_left / epoch_seconds if epoch_seconds > 0 else 0.0
-    epochs, steps = epochs_and_steps(done + more, steps_per_epoch, least=done,
-                                     max_epochs=max_epochs)
+    epochs, steps = epochs_and_steps(done / steps_per_epoch + more, steps_per_epoch,
+                                     least=done / steps_per_epoch, max_epochs=max_epochs)
+    horizons = recipe.lr_horizons
+    if done > warm:
+        new = fit_recipe(recipe.C, recipe.N, epochs, recipe.batch_size, recipe.augment,
+                         recipe.resolution, recipe.warmup_epochs, steps)
+        horizons = ((horizons or ((warm, _steps(recipe, steps_per_epoch)),))
+                    + ((done, _steps(new, steps_per_epoch)),))
     return fit_recipe(recipe.C, recipe.N, epochs, recipe.batch_size, recipe.augment,
-                      recipe.resolution, recipe.warmup_epochs, steps)
+                      recipe.resolution, recipe.warmup_epochs, steps, horizons)
 
 
 def plan_training(arch: NB201Arch | str, task: Task, budget_left: float, *, augment: str,

@@ -40,6 +40,11 @@ class Recipe:
     max_steps: int | None = None
     """Stop after this many SGD steps (the last epoch is then partial, the cosine spans the
     steps): a budgeted fit fills its time to a step, not to a whole epoch."""
+    lr_horizons: tuple[tuple[int, int], ...] = ()
+    """``(step, total steps)`` of each cosine horizon after the warm-up, when a budgeted fit
+    moved it more than once (the load changed while it trained): from each step on the rate
+    decays by a cosine from where it was to 0 at that total, so a replay follows the same
+    rates. Empty: one cosine over the recipe's steps."""
     eval_batch_size: int = 512
     description: str = ""
 
@@ -63,13 +68,23 @@ class Recipe:
             raise ConfigError(f"recipe {self.name}: warmup_epochs must be in [0, epochs)")
         if self.resolution is not None and self.resolution < 1:
             raise ConfigError(f"recipe {self.name}: resolution must be >= 1 px or None")
+        try:  # a saved model's JSON gives lists
+            horizons = tuple((int(s), int(t)) for s, t in self.lr_horizons)
+        except (TypeError, ValueError):
+            raise ConfigError(f"recipe {self.name}: lr_horizons must be (step, total) pairs, got "
+                              f"{str(self.lr_horizons)[:60]}") from None
+        if any(t <= s for s, t in horizons) or any(
+                b[0] <= a[0] for a, b in zip(horizons, horizons[1:], strict=False)):
+            raise ConfigError(f"recipe {self.name}: lr_horizons need increasing steps, each "
+                              "before its total")
+        object.__setattr__(self, "lr_horizons", horizons)
 
     def config(self) -> dict:
         """Everything that changes the result (the description does not)."""
         cfg = dataclasses.asdict(self)
         cfg.pop("description")
         cfg.pop("eval_batch_size")
-        for key in ("warmup_epochs", "max_steps"):  # recipes from before keep their hashes
+        for key in ("warmup_epochs", "max_steps", "lr_horizons"):  # older recipes keep their hashes
             if not cfg[key]:
                 cfg.pop(key)
         return cfg

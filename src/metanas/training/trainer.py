@@ -126,17 +126,36 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> 
 
 class WarmupCosine:
     """Learning-rate factor per step: linear from ``1 / warm`` to 1 over ``warm`` steps,
-    then a cosine to 0 at ``total``. ``total`` may be moved while still in the warm-up (a
-    budgeted fit sets it once the warm-up has been timed)."""
+    then a cosine to 0 at ``total``. ``horizons`` (a recipe's ``lr_horizons``): the first
+    horizon's total, then each later move: from its step on, a cosine from the factor reached
+    there to 0 at its total (a budgeted fit that replanned while training; no jump)."""
 
-    def __init__(self, warm: int, total: int) -> None:
-        self.warm, self.total = warm, total
+    def __init__(self, warm: int, total: int,
+                 horizons: tuple[tuple[int, int], ...] = ()) -> None:
+        self.warm = warm
+        self.segments = [(warm, 1.0, horizons[0][1] if horizons else total)]
+        for step, end in horizons[1:]:
+            self.segments.append((step, self(step), end))
+        if self.total != total:
+            raise ConfigError(f"lr horizons end at step {self.total}, the recipe at {total}")
+
+    @property
+    def total(self) -> int:
+        return self.segments[-1][2]
 
     def __call__(self, step: int) -> float:
         if step < self.warm:
             return (step + 1) / self.warm
-        t = (step - self.warm) / max(1, self.total - self.warm)
-        return 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+        start, factor, end = next(s for s in reversed(self.segments) if s[0] <= step)
+        t = (step - start) / max(1, end - start)
+        return factor * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+
+
+def lr_shape(recipe: Recipe, n_train: int) -> WarmupCosine:
+    """The per-step factor of a recipe with a warm-up (its replanned horizons included)."""
+    steps_per_epoch = max(1, math.ceil(n_train / recipe.batch_size))
+    return WarmupCosine(recipe.warmup_epochs * steps_per_epoch, recipe_steps(recipe, n_train),
+                        recipe.lr_horizons)
 
 
 def recipe_steps(recipe: Recipe, n_train: int) -> int:
@@ -156,11 +175,9 @@ def make_optimizer(model: nn.Module, recipe: Recipe, n_train: int):
         nesterov=recipe.nesterov,
         weight_decay=recipe.weight_decay,
     )
-    steps_per_epoch = max(1, math.ceil(n_train / recipe.batch_size))
     total_steps = recipe_steps(recipe, n_train)
     if recipe.warmup_epochs:
-        shape = WarmupCosine(recipe.warmup_epochs * steps_per_epoch, total_steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, shape)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_shape(recipe, n_train))
     else:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     return opt, sched, total_steps
@@ -264,7 +281,7 @@ def train_architecture(
     keep_best: bool = False,
     stop_at_deadline: bool = False,
     init_model: NB201Network | None = None,
-    replan: Callable[[Recipe, float, float, int], Recipe] | None = None,
+    replan: Callable[[Recipe, float, float, int, int], Recipe] | None = None,
 ) -> TrainResult | tuple[TrainResult, NB201Network]:
     """Train ``arch`` on ``task.x_train``; report accuracy on ``x_val`` and ``x_test``.
 
@@ -277,10 +294,11 @@ def train_architecture(
     ``init_model``: start from a copy of this network (its weights, BatchNorm statistics
     included; it must have the recipe's C and N) instead of a seeded random init; with
     ``keep_best`` its weights are validated first and count as epoch 0.
-    ``replan(recipe, seconds_per_epoch, seconds_to_deadline, steps_per_epoch)``: called once
-    the recipe's ``warmup_epochs`` (at least 1) have run and been timed; the recipe it returns
-    (new ``epochs`` and ``max_steps``, nothing else) is trained from there, its cosine
-    spanning the new steps.
+    ``replan(recipe, seconds_per_epoch, seconds_to_deadline, steps_per_epoch, steps_done)``:
+    called once the recipe's ``warmup_epochs`` (at least 1) have run and been timed (their
+    mean), then after every later epoch while epochs remain (the last epoch's seconds); a
+    recipe it returns with other ``epochs``, ``max_steps`` or ``lr_horizons`` (nothing else)
+    is trained from there, its cosine spanning the new steps.
     """
     arch = parse(arch)
     recipe = get_recipe(recipe)
@@ -314,6 +332,7 @@ def train_architecture(
         try:
             while epoch < recipe.epochs and sched.last_epoch < total_steps:
                 lr = opt.param_groups[0]["lr"]
+                epoch_start = time.perf_counter()
 
                 def shown(loss: torch.Tensor, epoch: int = epoch, status: str = status,
                           epochs: int = recipe.epochs) -> None:
@@ -336,14 +355,18 @@ def train_architecture(
                     status = f", val acc {acc:.3f} (best {best[0]:.3f} @ {best[1]})"
                 curve.append(point)
                 epoch += 1
-                if replan is not None and epoch == recipe.warmup_epochs:
+                if replan is not None and recipe.warmup_epochs <= epoch < recipe.epochs:
                     now = time.perf_counter()
                     left = float("inf") if deadline is None else deadline - now
-                    recipe = _replanned(recipe, replan(recipe, (now - loop_start) / epoch, left,
-                                                       math.ceil(n / recipe.batch_size)))
-                    total_steps = recipe_steps(recipe, n)
-                    sched.lr_lambdas[0].total = total_steps
-                    bars.retotal(bar, total_steps)
+                    took = ((now - loop_start) / epoch if epoch == recipe.warmup_epochs
+                            else now - epoch_start)
+                    new = _replanned(recipe, replan(recipe, took, left,
+                                                    math.ceil(n / recipe.batch_size),
+                                                    sched.last_epoch))
+                    if new != recipe:
+                        recipe, total_steps = new, recipe_steps(new, n)
+                        sched.lr_lambdas[0] = lr_shape(recipe, n)
+                        bars.retotal(bar, total_steps)
         except DeadlineReached:
             if not stop_at_deadline:
                 raise
@@ -378,7 +401,7 @@ def train_architecture(
 def _replanned(recipe: Recipe, new: Recipe) -> Recipe:
     """``new`` if it differs from ``recipe`` in the name and the epochs only (the warm-up
     already ran with everything else)."""
-    keep = ("name", "epochs", "max_steps", "description")
+    keep = ("name", "epochs", "max_steps", "lr_horizons", "description")
     if any(getattr(new, f.name) != getattr(recipe, f.name)
            for f in dataclasses.fields(recipe) if f.name not in keep):
         raise ConfigError(f"a replan may change only the epochs (and steps) of {recipe.name}")

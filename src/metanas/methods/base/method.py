@@ -173,9 +173,10 @@ class BASEMethod(MetaLearnedMethod):
         :class:`BASEConfig` fields; the rest are :class:`RunOptions`."""
         config = config_from_options(BASEConfig, options, "base", also=tuple(
             f.name for f in fields(RunOptions)))
-        run = RunOptions(source=source, nproc=nproc, state=state, resume=resume,
-                         save_every=save_every, log=log, stop_after=stop_after, device=device,
-                         threads=threads, progress=progress)
+        run = config_from_options(RunOptions, dict(
+            source=None if source is None else str(source), nproc=nproc, state=state,
+            resume=resume, save_every=save_every, log=log, stop_after=stop_after, device=device,
+            threads=threads, progress=progress), "base")
         net, info = meta_train(config, run)
         return cls(net, config, info)
 

@@ -46,7 +46,7 @@ from metanas.methods.metad2a.training import (
     predict_scores,
     split_tasks,
 )
-from metanas.methods.options import MetaD2AOptions
+from metanas.methods.options import MetaD2AOptions, check_value
 from metanas.spaces.nb201 import SPACE_SIZE, NB201Arch
 from metanas.tasks import proxy_resolution
 from metanas.threads import single_threaded
@@ -88,6 +88,7 @@ class MetaD2AMethod(MetaLearnedMethod):
         dataset under the shared datasets folder) and train both networks. ``extractor``:
         None = the shipped one, or any module/callable (see :class:`FeatureExtractor`)."""
         config = MetaD2AConfig.from_options(options)
+        cache = check_value("metad2a", "cache", bool, cache, {})
         ext = as_extractor(extractor)
         start = time.perf_counter()
         with single_threaded():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,13 @@ def _excluded(config: ValueNetConfig) -> set[str]:
     return {s.strip() for s in config.exclude_sources.split(",") if s.strip()}
 
 
+def _complete(features: dict | None) -> bool:
+    """Every meta-feature present and finite (the store keeps a NaN feature as null, and
+    one NaN input would make the whole network NaN)."""
+    values = [(features or {}).get(n) for n in FEATURE_NAMES]
+    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+
+
 def load_training_data(kb, config: ValueNetConfig) -> TrainingData:
     """Average repeated seeds per (task, recipe); keep groups with every meta-feature (a task
     written by another tool may lack some) and at least 3 architectures (smaller ones pooled per source, see the module docstring)."""
@@ -64,8 +72,7 @@ def load_training_data(kb, config: ValueNetConfig) -> TrainingData:
     groups: dict[tuple[str, str], dict[str, list[float]]] = {}
     for r in rows:
         task = tasks.get(r["task_key"])
-        features = (task or {}).get("meta_features") or {}
-        if task is None or any(n not in features for n in FEATURE_NAMES) or task["source"] in excluded:
+        if task is None or not _complete(task.get("meta_features")) or task["source"] in excluded:
             continue
         value = heldout_accuracy(r, task, config.metric)
         if value is None:
