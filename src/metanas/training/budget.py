@@ -47,6 +47,7 @@ from metanas.training.trainer import (
     make_optimizer,
     resolve_device,
     split_tensors,
+    steps_per_epochs,
     train_step,
 )
 
@@ -108,7 +109,7 @@ class Plan:
         if self.replanned is None:
             self.replanned = record
         else:
-            planned, now = (_steps(r, steps_per_epoch) for r in (recipe, new))
+            planned, now = (steps_per_epochs(r, steps_per_epoch) for r in (recipe, new))
             if abs(now - planned) <= MOVE_SHARE * max(planned - (steps_done or 0), 1):
                 return recipe
             self.moves.append({**record, "step": steps_done})
@@ -155,11 +156,6 @@ def epochs_and_steps(epochs: float, steps_per_epoch: int, *, least: float = 0.0,
     return whole, (None if steps >= whole * steps_per_epoch else steps)
 
 
-def _steps(recipe: Recipe, steps_per_epoch: int) -> int:
-    steps = recipe.epochs * steps_per_epoch
-    return steps if recipe.max_steps is None else min(steps, recipe.max_steps)
-
-
 def replan_epochs(recipe: Recipe, epoch_seconds: float, seconds_left: float,
                   steps_per_epoch: int, steps_done: int | None = None, *,
                   max_epochs: int = MAX_EPOCHS) -> Recipe:
@@ -176,10 +172,8 @@ def replan_epochs(recipe: Recipe, epoch_seconds: float, seconds_left: float,
                                      least=done / steps_per_epoch, max_epochs=max_epochs)
     horizons = recipe.lr_horizons
     if done > warm:
-        new = fit_recipe(recipe.C, recipe.N, epochs, recipe.batch_size, recipe.augment,
-                         recipe.resolution, recipe.warmup_epochs, steps)
-        horizons = ((horizons or ((warm, _steps(recipe, steps_per_epoch)),))
-                    + ((done, _steps(new, steps_per_epoch)),))
+        horizons = ((horizons or ((warm, steps_per_epochs(recipe, steps_per_epoch)),))
+                    + ((done, steps or epochs * steps_per_epoch),))
     return fit_recipe(recipe.C, recipe.N, epochs, recipe.batch_size, recipe.augment,
                       recipe.resolution, recipe.warmup_epochs, steps, horizons)
 

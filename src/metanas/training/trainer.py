@@ -160,7 +160,12 @@ def lr_shape(recipe: Recipe, n_train: int) -> WarmupCosine:
 
 def recipe_steps(recipe: Recipe, n_train: int) -> int:
     """SGD steps of a recipe on ``n_train`` images: its epochs' batches, or ``max_steps``."""
-    steps = recipe.epochs * max(1, math.ceil(n_train / recipe.batch_size))
+    return steps_per_epochs(recipe, max(1, math.ceil(n_train / recipe.batch_size)))
+
+
+def steps_per_epochs(recipe: Recipe, steps_per_epoch: int) -> int:
+    """:func:`recipe_steps` when the steps per epoch are known."""
+    steps = recipe.epochs * steps_per_epoch
     return steps if recipe.max_steps is None else min(steps, recipe.max_steps)
 
 
