@@ -76,6 +76,19 @@ def variants(heldout: str) -> dict[str, tuple[dict, dict]]:
            f"shortlist {n}": (every, {"fidelity": "proxy", "rerank": "nwot,zico",
                                       "shortlist": n})
            for n in (5, 10, 40)},
+        # the cheaper vote: nwot needs one forward pass per cell, zico two forward+backward
+        **{f"value-net, all sources, fidelity-aware (proxy), re-ranked by nwot alone, "
+           f"shortlist {n}": (every, {"fidelity": "proxy", "rerank": "nwot", "shortlist": n})
+           for n in (5, 10)},
+        "value-net, all sources, fidelity-aware (proxy), re-ranked by zico alone, shortlist 10": (
+            every, {"fidelity": "proxy", "rerank": "zico"}),
+        # every cell scored by the network (no gradient ascent; faster on a CPU)
+        "value-net, all sources, fidelity-aware (proxy), exhaustive, no re-rank": (
+            every, {"fidelity": "proxy", "mode": "exhaustive", "rerank": ""}),
+        **{f"value-net, all sources, fidelity-aware (proxy), exhaustive, re-ranked by {p}, "
+           f"shortlist {n}": (every, {"fidelity": "proxy", "mode": "exhaustive", "rerank": p,
+                                      "shortlist": n})
+           for p, n in (("nwot", 5), ("nwot", 10), ("nwot,zico", 10), ("nwot,zico", 5))},
     }
 
 

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from metanas.errors import ArchitectureError
 from metanas.spaces.nb201 import NB201Arch, NB201Network, count_macs, count_params
-from metanas.spaces.nb201.network import NB201Cell, ReLUConvBN, ResidualReduction, make_op
+from metanas.spaces.nb201.network import (
+    AvgPool,
+    NB201Cell,
+    ReLUConvBN,
+    ResidualReduction,
+    make_op,
+)
 
 CONV_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 MIXED_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|"
@@ -62,7 +70,7 @@ def test_none_edges_create_no_modules() -> None:
     cell = NB201Cell(arch, 8)
     assert set(cell.edges.keys()) == {"1<-0", "3<-0", "3<-1"}
     assert isinstance(cell.edges["3<-0"], nn.Identity)
-    assert isinstance(cell.edges["3<-1"], nn.AvgPool2d)
+    assert isinstance(cell.edges["3<-1"], AvgPool)
     assert sum(isinstance(m, nn.Conv2d) for m in cell.modules()) == 1
     assert count_params(cell) == 8 * 8 * 9 + 2 * 8
 
@@ -135,9 +143,8 @@ def test_conv_ops_are_relu_conv_bn(name: str, kernel: int) -> None:
 
 def test_avg_pool_excludes_padding() -> None:
     op = make_op("avg_pool_3x3", 2)
-    assert isinstance(op, nn.AvgPool2d)
-    assert op.kernel_size == 3 and op.stride == 1 and op.padding == 1
-    assert op.count_include_pad is False
+    assert isinstance(op, AvgPool)
+    assert op.kernel == 3 and op.stride == 1 and op.padding == 1
     out = op(torch.ones(1, 2, 4, 4))
     # with padding counted, the corner would be 4/9
     torch.testing.assert_close(out, torch.ones(1, 2, 4, 4))
@@ -159,7 +166,7 @@ def test_reduction_block_halves_size_and_doubles_channels() -> None:
     assert block.conv_a[1].stride == (2, 2) and block.conv_a[1].kernel_size == (3, 3)
     assert block.conv_b[1].stride == (1, 1)
     pool, conv = block.shortcut
-    assert isinstance(pool, nn.AvgPool2d) and pool.kernel_size == 2 and pool.stride == 2
+    assert isinstance(pool, AvgPool) and pool.kernel == 2 and pool.stride == 2
     assert conv.kernel_size == (1, 1) and conv.bias is None
     # params: conv_a 4*8*9 + BN 16, conv_b 8*8*9 + BN 16, shortcut 4*8
     assert count_params(block) == 288 + 16 + 576 + 16 + 32
@@ -245,3 +252,26 @@ def test_count_macs_uses_configured_input_channels() -> None:
     # only the stem differs: 2 extra input channels * 9 * C * 16*16 positions
     assert count_macs(rgb, 16) - count_macs(gray, 16) == 2 * 9 * 4 * 256
     assert count_macs(gray, 16, in_channels=1) == count_macs(gray, 16)
+
+
+@settings(max_examples=60, deadline=None)
+@given(kernel_stride_padding=st.sampled_from([(3, 1, 1), (2, 2, 0), (3, 2, 1)]),
+       channels=st.integers(1, 5), height=st.integers(1, 12), width=st.integers(1, 12),
+       seed=st.integers(0, 2**16))
+def test_avg_pool_is_torchs_pooling_without_padding_counted(kernel_stride_padding, channels,
+                                                            height, width, seed) -> None:
+    """The depthwise-convolution pooling gives nn.AvgPool2d(count_include_pad=False)'s values
+    and gradients (float64, so the comparison is tight on every CPU and thread count)."""
+    k, s, p = kernel_stride_padding
+    if height + 2 * p < k or width + 2 * p < k:
+        return
+    x = torch.randn(2, channels, height, width, dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(seed), requires_grad=True)
+    ours = AvgPool(k, s, p)(x)
+    theirs = nn.AvgPool2d(k, s, p, count_include_pad=False)(x)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    weights = torch.randn_like(ours)
+    (g_ours,) = torch.autograd.grad((ours * weights).sum(), x)
+    (g_theirs,) = torch.autograd.grad((theirs * weights).sum(), x)
+    torch.testing.assert_close(g_ours, g_theirs, rtol=1e-12, atol=1e-12)
+    assert not list(AvgPool(k, s, p).parameters()) and not AvgPool(k, s, p).state_dict()

@@ -166,7 +166,8 @@ class ValueNetOptions(SearchOptions):
     prior_pool: bool = option(True, "the published sources' best cells compete too")
     rerank: str = option("nwot,zico", "zero-cost proxies that re-rank the shortlist "
                          "(empty: off)")
-    shortlist: int = option(10, "cells re-ranked by the proxies (at least top)", min=1,
+    shortlist: int = option(10, "cells re-ranked by the proxies (the best by the network; "
+                            "candidates beyond them follow in the network's order)", min=1,
                             max=15625)
     rerank_size: str = option("8,1", "C,N of the network the proxies score")
     rerank_resolution: int = option(16, "image side the proxies see", min=4, max=512)

@@ -15,7 +15,7 @@ from torch import nn
 
 from metanas.errors import ConfigError
 from metanas.spaces.darts import NUM_EDGES, OPS, STEPS
-from metanas.spaces.nb201.network import ReLUConvBN
+from metanas.spaces.nb201.network import AvgPool, ReLUConvBN
 from metanas.supernet.mixed import EdgeWeights, MixedOp, Zero
 from metanas.supernet.supernet import Supernet
 
@@ -70,7 +70,7 @@ def darts_op(name: str, channels: int, stride: int) -> nn.Module:
     if name == "max_pool_3x3":
         return nn.Sequential(nn.MaxPool2d(3, stride, 1), nn.BatchNorm2d(channels, affine=False))
     if name == "avg_pool_3x3":
-        return nn.Sequential(nn.AvgPool2d(3, stride, 1, count_include_pad=False),
+        return nn.Sequential(AvgPool(3, stride, 1),
                              nn.BatchNorm2d(channels, affine=False))
     if name == "skip_connect":
         return nn.Identity() if stride == 1 else FactorizedReduce(channels, channels)

@@ -69,6 +69,7 @@ from metanas.progress import Bars
 from metanas.spaces.nb201 import EDGES, NB201Arch, NB201Network, count_macs, count_params, parse
 from metanas.spaces.nb201.genotype import NUM_NODES
 from metanas.spaces.nb201.network import (
+    AvgPool,
     NB201Cell,
     ReLUConvBN,
     ResidualReduction,
@@ -156,7 +157,7 @@ class _BatchedReduction(nn.Module):
         super().__init__()
         self.conv_a = _GroupedReLUConvBN(B, c_in, c_out, 3, stride=2)
         self.conv_b = _GroupedReLUConvBN(B, c_out, c_out, 3)
-        self.pool = nn.AvgPool2d(2, stride=2)
+        self.pool = AvgPool(2, stride=2)
         self.shortcut = nn.Conv2d(B * c_in, B * c_out, 1, bias=False, groups=B)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -195,7 +196,7 @@ class _BatchedCell(nn.Module):
                     self._masks[key] = name
         self._inputs = [[k for k, (to_k, _) in enumerate(EDGES) if to_k == to]
                         for to in range(NUM_NODES)]
-        self._pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        self._pool = AvgPool(3, stride=1, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes: list[torch.Tensor | None] = [x]
