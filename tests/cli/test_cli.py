@@ -188,7 +188,7 @@ def test_meta_train_unknown_option_is_a_one_line_error(method, tmp_path):
 def test_search_explains_the_score_and_rejects_top_below_one():
     res = run("search", "-d", "digits", "--top", "2")
     assert res.exit_code == 0, res.output
-    assert "score: rank vote of the value network and the zero-cost proxies (nwot, zico)" in res.output
+    assert "score: rank vote of the value network and the zero-cost proxies (nwot)" in res.output
     res = run("search", "-d", "digits", "--top", "2", "--set", "rerank=")
     assert "score: the value network's prediction, standardised per task" in res.output
     res = runner.invoke(app, ["search", "-d", "digits", "--top", "0"])

@@ -143,8 +143,8 @@ def test_weighted_rank_vote():
 
 
 def test_value_net_rerank_weights_option():
-    res = api.search("digits", top=3, options={"rerank_weights": "0,1,1"})
+    res = api.search("digits", top=3, options={"rerank": "nwot,zico", "rerank_weights": "0,1,1"})
     assert res.details["rerank_weights"] == [0.0, 1.0, 1.0]
-    for bad in ("1,1", "a,b,c", "1,-1,1", "0,0,0"):
+    for bad in ("1,1,1", "a,b", "1,-1", "0,0"):  # the default vote: the network, then nwot
         with pytest.raises(ConfigError, match="rerank_weights"):
             api.search("digits", top=3, options={"rerank_weights": bad})

@@ -164,9 +164,8 @@ class ValueNetOptions(SearchOptions):
     resolution: int | None = option(None, "task resolution (default: the knowledge base's "
                                     "closest to the images)", min=8, max=512)
     prior_pool: bool = option(True, "the published sources' best cells compete too")
-    rerank: str = option("nwot,zico", "zero-cost proxies that re-rank the shortlist "
-                         "(empty: off)")
-    shortlist: int = option(10, "cells re-ranked by the proxies (the best by the network; "
+    rerank: str = option("nwot", "zero-cost proxies that re-rank the shortlist (empty: off)")
+    shortlist: int = option(5, "cells re-ranked by the proxies (the best by the network; "
                             "candidates beyond them follow in the network's order)", min=1,
                             max=15625)
     rerank_size: str = option("8,1", "C,N of the network the proxies score")
