@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from metanas import api
+from metanas.figures import pyplot, save_png
 from metanas.jsonio import write_json
 
 
@@ -125,6 +126,32 @@ def main() -> None:
             print(json.dumps(row))
     rows = stored_rows(store)
     show(rows, summary(rows))
+    plot(rows, out / "budget_ranking.png")
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Per dataset and budget: fit accuracy against the epochs run and against the network's
+    rank (its equal-epoch ranking), one point per cell, coloured by where the cell came from."""
+    groups = sorted({(r["dataset"], r["budget"]) for r in rows})
+    if not groups:
+        return
+    plt = pyplot()
+    fig, axes = plt.subplots(len(groups), 2, figsize=(9, 3.2 * len(groups)), squeeze=False)
+    colours = {"network": "C0", "default": "C3", "random": "C2", "resnet": "C1"}
+    for (name, budget), (ax_e, ax_r) in zip(groups, axes, strict=True):
+        part = [r for r in rows if (r["dataset"], r["budget"]) == (name, budget)]
+        for r in part:
+            c = next((v for k, v in colours.items() if r["origin"].startswith(k)), "grey")
+            ax_e.scatter(r["epochs_run"], r["test_acc"], color=c, s=25)
+            ax_r.scatter(r["vn_rank"], r["test_acc"], color=c, s=25)
+        ax_e.set(xlabel="epochs run within the budget", ylabel="fit test accuracy",
+                 title=f"{name}, {budget:g} s")
+        ax_r.set(xlabel="value network's rank (1 = its best)", xscale="log",
+                 title="network-ranked (blue), default pick (red), random (green), ResNet (orange)")
+        ax_r.title.set_fontsize(7)
+    fig.tight_layout()
+    save_png(fig, path)
+    print(f"wrote {path}")
 
 
 def show(rows: list[dict], summ: list[dict]) -> None:
