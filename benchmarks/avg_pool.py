@@ -23,7 +23,6 @@ from torch import nn
 from metanas.figures import pyplot, save_png
 from metanas.jsonio import write_json
 from metanas.spaces.nb201 import NB201Network
-from metanas.spaces.nb201 import network as nb201_network
 from metanas.spaces.nb201.network import AvgPool
 
 POOL_CELL = "|avg_pool_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|avg_pool_3x3~1|nor_conv_3x3~2|"
@@ -52,16 +51,21 @@ def op_step(pool: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     return run
 
 
+def with_torch_pooling(net: nn.Module) -> nn.Module:
+    """``net`` with every metanas AvgPool replaced by the equivalent ``nn.AvgPool2d``."""
+    for parent in list(net.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, AvgPool):
+                setattr(parent, name, nn.AvgPool2d(child.kernel, child.stride, child.padding,
+                                                   count_include_pad=False))
+    return net
+
+
 def net_step(arch: str, torch_pool: bool, batch: int, C: int, side: int) -> Callable[[], None]:
     """One SGD step's forward+backward of a 10-class NB201 network (N=1)."""
-    original = nb201_network.AvgPool
-    if torch_pool:  # the network as built with nn.AvgPool2d
-        nb201_network.AvgPool = lambda k, stride=1, padding=0: nn.AvgPool2d(
-            k, stride, padding, count_include_pad=False)
-    try:
-        net = NB201Network(arch, C=C, N=1, in_channels=3, num_classes=10).train()
-    finally:
-        nb201_network.AvgPool = original
+    net = NB201Network(arch, C=C, N=1, in_channels=3, num_classes=10).train()
+    if torch_pool:
+        net = with_torch_pooling(net)
     x = torch.randn(batch, 3, side, side)
     y = torch.randint(0, 10, (batch,))
 

@@ -71,7 +71,7 @@ def _principal_axes(x: np.ndarray, n_comp: int) -> tuple[np.ndarray, np.ndarray]
     if d <= n:
         var, vecs = np.linalg.eigh(x.T @ x)
         var, vecs = np.clip(var[::-1], 0.0, None), vecs[:, ::-1]
-        return var[: min(n, d)], vecs[:, :n_comp].T
+        return var, vecs[:, :n_comp].T
     var, u = np.linalg.eigh(x @ x.T)
     var, u = np.clip(var[::-1], 0.0, None), u[:, ::-1]
     k = min(n_comp, int((var > var[0] * 1e-12).sum()) if var[0] > 0 else 0)

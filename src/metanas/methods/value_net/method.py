@@ -279,7 +279,8 @@ class ValueNetMethod(MetaLearnedMethod):
                 pool_idx = np.arange(SPACE_SIZE)
             # One fidelity in gradient mode scores only its pool (a few hundred cells, not
             # 15,625: about 0.06 s of a cold search); "mix" z-scores over all cells.
-            if mode == "gradient" and len(inputs) == 1:
+            pool_only = mode == "gradient" and len(inputs) == 1
+            if pool_only:
                 per_target = [self.score(inputs[0], [NB201Arch.from_index(int(i))
                                                      for i in pool_idx])]
             else:
@@ -290,7 +291,7 @@ class ValueNetMethod(MetaLearnedMethod):
             # "mix": the mean of the per-fidelity z-scores over all cells
             scores = per_target[0] if len(per_target) == 1 else np.mean(
                 [(sc - sc.mean()) / (sc.std() + 1e-9) for sc in per_target], axis=0)
-            pool_scores = scores if len(scores) == len(pool_idx) else scores[pool_idx]
+            pool_scores = scores if pool_only else scores[pool_idx]
         order = np.argsort(-pool_scores, kind="stable")
         ranked, ranked_scores = pool_idx[order], pool_scores[order]
         candidates, seen = [], set()

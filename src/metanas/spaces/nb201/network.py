@@ -31,7 +31,7 @@ class ReLUConvBN(nn.Sequential):
 class AvgPool(nn.Module):
     """Average pooling that does not count padding (``nn.AvgPool2d(..., count_include_pad=False)``)
     computed as a depthwise convolution of ones divided by each window's size: the same numbers
-    up to float rounding, and 2-5x faster forward+backward on a CPU, where PyTorch's pooling
+    up to float rounding, and 2-4x faster forward+backward on a CPU, where PyTorch's pooling
     kernel is slower than a 3x3 convolution (``benchmarks/avg_pool.py``). No parameters, so
     state dicts are unchanged."""
 
