@@ -40,6 +40,9 @@ def main() -> None:
                     help="dataset names as the bench reports them, comma-separated")
     ap.add_argument("--seeds", default="0", help="bench seeds whose picks are fitted")
     ap.add_argument("--budget", type=float, default=60.0, help="fit seconds per cell")
+    ap.add_argument("--search", action="append", default=[], metavar="METHOD[:KEY=VALUE,...]",
+                    help="also fit the pick of a fresh search with these options, per seed "
+                         "(e.g. value-net:train_budget=60); repeatable")
     ap.add_argument("--out", default="docs/results/bench_picks_fit")
     args = ap.parse_args()
     bench = json.loads(Path(args.bench).read_text())
@@ -57,7 +60,15 @@ def main() -> None:
         data = api.as_dataset(picks[0]["dataset_spec"], progress=True)
         cells = [(f"{r['method']} (seed {r['seed']})", r["pick"], r["seed"], r["test_acc"])
                  for r in picks]
-        cells += [(label, arch, 0, None) for label, arch in REFERENCE.items()]
+        cells += [(label, arch, seed, None) for label, arch in REFERENCE.items()
+                  for seed in sorted(seeds)]
+        for spec in args.search:
+            method, options = parse_search(spec)
+            for seed in sorted(seeds):
+                label = f"{spec} (seed {seed})"
+                if (name, label, seed, args.budget) not in done:
+                    found = api.search(data, method=method, seed=seed, top=1, options=options)
+                    cells.append((label, found.architecture, seed, None))
         for label, arch, seed, proxy_acc in cells:
             if (name, label, seed, args.budget) in done:
                 continue
@@ -73,6 +84,19 @@ def main() -> None:
     plot_bars([{"dataset": r["dataset"], "method": r["label"], "test_acc_mean": r["fit_test_acc"],
                 "test_acc_std": 0.0} for r in rows], out / "bench_picks_fit.png")
     print(f"wrote {store} and {out / 'bench_picks_fit.png'}")
+
+
+def parse_search(spec: str) -> tuple[str, dict]:
+    """``METHOD[:KEY=VALUE,...]`` as a method name and its options (numbers as floats)."""
+    method, _, rest = spec.partition(":")
+    options = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            options[key] = float(value)
+        except ValueError:
+            options[key] = value
+    return method, options
 
 
 def show(rows: list[dict]) -> None:

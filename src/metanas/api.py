@@ -119,8 +119,9 @@ def search(
     runner = method if isinstance(method, SearchMethod) else load_method(
         method, checkpoint=checkpoint, recipe=recipe, device=device
     )
+    options = budget_options(runner, options, train_budget if train else None)
     result = runner.search(data, top=top, seed=seed, budget=budget, progress=progress,
-                           **(options or {}))
+                           **options)
     if train and train_budget is not None:
         result.details["trained"] = fit(data, result.architecture, budget=train_budget,
                                         seed=seed, out=save_to, device=device,
@@ -293,10 +294,6 @@ def _read_images(images):
     return None, labels, files
 
 
-FIT_SIDES = (16, 32)
-"""``fit`` trains at the dataset's image side clamped to this range (digits' 8 px -> 16,
-MNIST's 28 stays 28, Tiny-ImageNet's 64 -> 32): below 16 px the NB201 network's two
-reductions leave almost nothing; above 32 a CPU budget buys too few epochs."""
 
 
 def check_budget(budget: Any, option: str = "--budget") -> float:
@@ -360,6 +357,7 @@ def fit(
         augment_for,
         curve_summary,
         fit_architecture,
+        fit_resolution,
         write_curves,
     )
     from metanas.training.saved import save_model
@@ -376,7 +374,7 @@ def fit(
     _use_free_cores()
     resolution = _inherit_resolution(init_model, resolution)
     data = as_dataset(dataset, seed=seed, progress=progress)
-    side = resolution or min(max(max(data.image_size), FIT_SIDES[0]), FIT_SIDES[1])
+    side = resolution or fit_resolution(data.image_size)
     task = make_task(data, resolution=side, max_train_per_class=max_train_per_class,
                      val_fraction=val_fraction, seed=seed)
     if isinstance(recipe, dict):
@@ -638,6 +636,20 @@ def datasets() -> list[dict[str, Any]]:
     from metanas.data import available_datasets
 
     return available_datasets()
+
+
+def budget_options(method: str | SearchMethod, options: dict[str, Any] | None,
+                   train_budget: float | None) -> dict[str, Any]:
+    """``options`` plus ``train_budget`` for a method that ranks for the seconds its pick
+    will be trained (value-net), unless the options set it already."""
+    options = dict(options or {})
+    if train_budget is None:
+        return options
+    if isinstance(method, str):
+        method = registry.get_method(method).load_class()
+    if "train_budget" in method.option_names():
+        options.setdefault("train_budget", train_budget)
+    return options
 
 
 def check_search(method: str, *, checkpoint: str | Path | None = None,

@@ -69,3 +69,16 @@ def test_search_train_budget_uses_fit(tmp_path):
     assert trained["seconds"] <= 12  # 2x the budget: loose, the machine is shared
     assert load_model(model).card.arch == payload["architecture"]
     assert (tmp_path / "pick.curves.json").exists()
+    # the value network ranked its shortlist for those 6 seconds
+    assert payload["details"]["train_budget"]["train_budget"] == 6
+    assert payload["candidates"][0]["epochs"] > 0
+    assert "budget score" in res.output
+
+
+def test_budget_options_reach_only_the_methods_that_rank_for_a_budget():
+    from metanas import api
+
+    assert api.budget_options("value-net", None, 60.0) == {"train_budget": 60.0}
+    assert api.budget_options("value-net", {"train_budget": 9.0}, 60.0) == {"train_budget": 9.0}
+    assert api.budget_options("random", {"x": 1}, 60.0) == {"x": 1}
+    assert api.budget_options("value-net", {"rerank": ""}, None) == {"rerank": ""}

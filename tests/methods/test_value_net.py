@@ -205,3 +205,29 @@ def test_checkpoints_that_would_rank_by_nan_are_refused(model, tmp_path):
         save_file({**tensors, name: bad}, str(tmp_path / "bad.safetensors"), metadata=meta)
         with pytest.raises(CheckpointError, match="not finite and positive"):
             ValueNetMethod.load(tmp_path / "bad.safetensors")
+
+
+def test_train_budget_ranks_for_the_epochs_the_budget_buys(model):
+    """A tight budget orders the shortlist by the epochs each cell runs (tolerance 0: by
+    them alone); an unlimited one keeps the vote's order; a given step time makes it exact."""
+    ds = load_dataset("digits")
+    fixed = {"budget_shortlist": 12, "budget_step_seconds": 0.02}
+    tight = model.search(ds, top=12, seed=0, train_budget=5.0, budget_tolerance=0.0, **fixed)
+    epochs = [c.extra["epochs"] for c in tight.candidates]
+    assert epochs == sorted(epochs, reverse=True)
+    assert tight.details["train_budget"]["step_seconds"] == 0.02
+    assert all(c.extra["deficit"] > 0 for c in tight.candidates)
+    again = model.search(ds, top=12, seed=0, train_budget=5.0, budget_tolerance=0.0, **fixed)
+    assert [c.arch for c in again.candidates] == [c.arch for c in tight.candidates]
+    endless = model.search(ds, top=12, seed=0, train_budget=1e12, **fixed)
+    voted = model.search(ds, top=12, seed=0, shortlist=12)
+    # the vote's order, cells of equal vote cheapest first
+    assert [c.extra["vote"] for c in endless.candidates] == pytest.approx(
+        [c.score for c in voted.candidates], abs=1e-9)
+    assert {c.arch for c in endless.candidates} == {c.arch for c in voted.candidates}
+    assert voted.details["train_budget"] is None
+    # past the budget shortlist: in the network's order, scored at the shortlist's floor
+    longer = model.search(ds, top=15, seed=0, train_budget=5.0, **fixed)
+    scores = [c.score for c in longer.candidates]
+    assert scores == sorted(scores, reverse=True) and len(set(scores[11:])) == 1
+    assert "epochs" not in longer.candidates[-1].extra

@@ -17,7 +17,6 @@ numbers are taken over (``train_reused``) and add nothing to the total compute.
 from __future__ import annotations
 
 import time
-from dataclasses import fields
 from datetime import datetime, timezone
 from types import SimpleNamespace
 from typing import Any
@@ -74,15 +73,11 @@ def _load(plan: BenchPlan, name: str) -> SearchMethod:
     checkpoint = plan.config.checkpoints.get(name)
     runner = create_method(name, checkpoint=checkpoint, recipe=plan.config.recipe,
                            device=plan.config.device)
-    if "max_train_per_class" not in _option_names(runner) and hasattr(runner,
+    if "max_train_per_class" not in runner.option_names() and hasattr(runner,
                                                                         "max_train_per_class"):
         runner.max_train_per_class = plan.config.max_train_per_class
     runner.Options.parse(plan.config.options.get(name, {}), name)  # fails before any work
     return runner
-
-
-def _option_names(runner: SearchMethod) -> set[str]:
-    return {f.name for f in fields(runner.Options)}
 
 
 def _final_task(plan: BenchPlan, data: ImageDataset, seed: int) -> Task:
@@ -96,7 +91,7 @@ def _final_task(plan: BenchPlan, data: ImageDataset, seed: int) -> Task:
 def run_cell(plan: BenchPlan, cell: Cell, runner: SearchMethod, task: Task) -> dict[str, Any]:
     """Search, then train the pick; a JSON-able record of both."""
     data = plan.datasets[cell.dataset]
-    options = {k: getattr(plan.config, k) for k in SHARED_OPTIONS if k in _option_names(runner)}
+    options = {k: getattr(plan.config, k) for k in SHARED_OPTIONS if k in runner.option_names()}
     options.update(plan.config.options.get(cell.method, {}))
     budget = plan.budget_for(cell.method)
     result = runner.search(data, top=plan.config.top, seed=cell.seed, budget=budget,

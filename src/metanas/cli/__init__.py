@@ -137,6 +137,10 @@ SCORE_MEANING = {
                  "shortlist, 1 = first on all; 0 = past the shortlist (not re-ranked, in the "
                  "network's order)",
     "value-net:no-rerank": "the value network's prediction, standardised per task",
+    "value-net:budget": "budget score of the shortlist for --train-budget: the rank vote "
+                        "({proxies}) x tolerance minus the accuracy points the epochs the "
+                        "budget buys the cell cost it (details.train_budget); past the "
+                        "shortlist: its lowest score, in the network's order",
     "metad2a": "the meta-predictor's predicted accuracy, standardised per task (a z-score), "
                "averaged over resampled image sets",
     "base": "log-probability of the cell under the adapted architecture distribution",
@@ -175,6 +179,8 @@ def _print_candidates(result) -> None:
     details = result.details or {}
     reranked = details.get("rerank")
     key = f"{result.method}:no-rerank" if reranked == [] else result.method
+    if details.get("train_budget"):
+        key = f"{result.method}:budget"
     meaning = SCORE_MEANING.get(key, SCORE_MEANING.get(result.method))
     if meaning:
         meaning = meaning.format(proxies=", ".join(reranked or ()))
@@ -235,6 +241,7 @@ def search(
     api.check_search(method, checkpoint=checkpoint, recipe=recipe, device=device)
     options = {**_key_values(option or [], "--set"), **_given(mode=mode, adapt_steps=adapt_steps)}
     api.check_inherit(method, options, train=train)
+    options = api.budget_options(method, options, train_budget if train else None)
     data = api.as_dataset(dataset, seed=seed, progress=True)
     result = api.search(
         data, method=method, top=top, seed=seed, budget=_budget(budget_evals, budget),

@@ -128,6 +128,11 @@ class SearchMethod(abc.ABC):
     trains_candidates: ClassVar[bool] = False
     """Whether search trains candidates (and so takes a training recipe)."""
 
+    @classmethod
+    def option_names(cls) -> set[str]:
+        """The names of the search options this method declares."""
+        return {f.name for f in fields(cls.Options)}
+
     def search(
         self,
         dataset: ImageDataset,

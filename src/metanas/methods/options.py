@@ -173,6 +173,19 @@ class ValueNetOptions(SearchOptions):
     rerank_weights: str = option("", "weights of the network's ranking and of each proxy in "
                                  "the vote (comma list; empty: the checkpoint's learned ones, "
                                  "else equal)")
+    train_budget: float | None = option(None, "seconds the pick will be trained for (metanas "
+                                        "fit; set by search --train --train-budget): rank "
+                                        "the shortlist for the epochs each cell runs in them",
+                                        min=1e-3)
+    budget_shortlist: int = option(20, "with train_budget: cells voted on and ranked for it",
+                                   min=1, max=15625)
+    budget_tolerance: float = option(2.0, "with train_budget: accuracy points the vote's whole "
+                                     "range is worth against the epochs", min=0.0)
+    budget_step_seconds: float | None = option(None, "with train_budget: seconds of one "
+                                               "training step of the shortlist's first cell "
+                                               "(C=8, N=1; default: timed here; set it for a "
+                                               "ranking that does not depend on the machine)",
+                                               min=1e-6)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ import torch
 
 from metanas.errors import ConfigError
 from metanas.progress import Bars
-from metanas.spaces.nb201 import NB201Arch, parse
+from metanas.spaces.nb201 import EDGES, NB201Arch, parse
 from metanas.tasks import Task
 from metanas.training.recipes import Recipe
 from metanas.training.trainer import (
@@ -71,6 +71,53 @@ MOVE_SHARE = 0.05
 the planned ones by more than this share of the steps left (a change of load, not noise)."""
 WARMUP_FROM = 3
 """Plans of at least this many epochs start with one warm-up epoch, timed to replan."""
+
+
+STEP_COST_OPS: tuple[str, ...] = ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+"""The ops that cost time when executed (``none`` edges are not built)."""
+STEP_COST: dict[int, dict[str, float]] = {
+    32: {"skip_connect": 0.0, "nor_conv_1x1": 0.45, "nor_conv_3x3": 0.56, "avg_pool_3x3": 0.16},
+    16: {"skip_connect": 0.07, "nor_conv_1x1": 0.47, "nor_conv_3x3": 0.47, "avg_pool_3x3": 0.23},
+}
+"""Seconds of a training step per executed edge, as a share of the skeleton's (stem,
+reductions, head), per image side: least squares over timed steps of 40 random cells at C=8,
+N=1, batch 128, one thread (``benchmarks/step_cost.py``, ``docs/results/step_cost.json``:
+R² 0.89 at 32 px, 0.77 at 16 px; skip edges cost nothing measurable at 32 px)."""
+EPOCH_CURVE: dict[str, float] = {"k_points": 69.16, "alpha": 0.148}
+"""``accuracy(e) = a_cell - k * e^-alpha`` (percent points) after ``e`` epochs of a cosine
+run at C=8, N=1: one ``k``, ``alpha`` for all cells, fitted by ``benchmarks/epoch_curve.py``
+on a development task (Tiny-ImageNet, 10 classes, 32 px, 6 cells x 1-64 epochs, rmse 2.3
+points; ``docs/results/epoch_curve/``). The curve had not flattened by 64 epochs: a doubling of
+the epochs is worth 5.5 points at 4 epochs and 3.6 at 64; the per-cell asymptotes are not
+identified, and only differences of the curve are used."""
+
+
+def epoch_deficit(epochs: float) -> float:
+    """Accuracy points a run of ``epochs`` epochs loses against a long one (the curve's
+    ``k * e^-alpha``; below one epoch the curve at one epoch, more for less)."""
+    e = max(float(epochs), 1e-3)
+    return EPOCH_CURVE["k_points"] * e ** -EPOCH_CURVE["alpha"]
+
+
+def executed_edges(arch: NB201Arch | str) -> dict[str, int]:
+    """How many edges of each op a forward pass runs: those whose source node is reachable
+    from the input through non-``none`` edges (``NB201Cell`` skips the rest)."""
+    arch = parse(arch)
+    reached = {0}
+    counts = dict.fromkeys(STEP_COST_OPS, 0)
+    for (to, src), op in zip(EDGES, arch.ops, strict=True):  # EDGES is in node order
+        if op != "none" and src in reached:
+            reached.add(to)
+            counts[op] += 1
+    return counts
+
+
+def relative_step_cost(arch: NB201Arch | str, resolution: int = 32) -> float:
+    """A training step's seconds in units of the skeleton's (1.0 = a cell of ``none`` edges)
+    at the measured image side closest to ``resolution``:
+    deterministic, so a ranking for a budget does not move with the load of the machine."""
+    table = STEP_COST[min(STEP_COST, key=lambda side: abs(side - resolution))]
+    return 1.0 + sum(table[op] * n for op, n in executed_edges(arch).items())
 
 
 @dataclass

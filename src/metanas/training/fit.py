@@ -34,6 +34,17 @@ def augment_for(channels: int, flip: bool | None) -> str:
     return "crop-flip" if flip else "crop"
 
 
+FIT_SIDES = (16, 32)
+"""``fit`` trains at the dataset's image side clamped to this range (digits' 8 px -> 16,
+MNIST's 28 stays 28, Tiny-ImageNet's 64 -> 32): below 16 px the NB201 network's two
+reductions leave almost nothing; above 32 a CPU budget buys too few epochs."""
+
+
+def fit_resolution(image_size: tuple[int, int]) -> int:
+    """The side ``metanas fit`` trains a dataset of ``image_size`` images at by default."""
+    return min(max(max(image_size), FIT_SIDES[0]), FIT_SIDES[1])
+
+
 def check_budget(budget: Any, option: str = "--budget") -> float:
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or \
             not 0 < budget < float("inf"):

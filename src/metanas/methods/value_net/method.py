@@ -37,6 +37,7 @@ from metanas.methods.interface import (
     config_from_options,
 )
 from metanas.methods.options import ValueNetOptions
+from metanas.methods.value_net.budget import budget_rank
 from metanas.methods.value_net.data import (
     FIDELITY_NAMES,
     TrainingData,
@@ -55,6 +56,7 @@ from metanas.methods.value_net.rerank import _rerank, _zero_cost_config
 from metanas.spaces.nb201 import NUM_EDGES, NUM_OPS, SPACE_SIZE, NB201Arch
 from metanas.tasks import make_task, proxy_resolution
 from metanas.threads import single_threaded
+from metanas.training.fit import fit_resolution
 from metanas.version import __version__
 
 CHECKPOINT_FORMAT = "metanas.value-net/1"
@@ -250,6 +252,10 @@ class ValueNetMethod(MetaLearnedMethod):
         rerank_size: str,
         rerank_resolution: int,
         rerank_weights: str,
+        train_budget: float | None,
+        budget_shortlist: int,
+        budget_tolerance: float,
+        budget_step_seconds: float | None,
     ) -> SearchResult:
         proxies = check_proxies(rerank) if rerank else ()
         zc_config = _zero_cost_config(rerank_size, seed) if proxies else None
@@ -295,7 +301,8 @@ class ValueNetMethod(MetaLearnedMethod):
         order = np.argsort(-pool_scores, kind="stable")
         ranked, ranked_scores = pool_idx[order], pool_scores[order]
         candidates, seen = [], set()
-        want = max(top, shortlist if proxies else 0)
+        n_vote = budget_shortlist if train_budget is not None else shortlist
+        want = max(top, n_vote if proxies or train_budget is not None else 0)
         for i, score in zip(ranked, ranked_scores, strict=True):
             arch = NB201Arch.from_index(int(i))
             if not arch.is_connected or arch.canonical_form in seen:
@@ -307,12 +314,28 @@ class ValueNetMethod(MetaLearnedMethod):
         t_shortlist = time.perf_counter()
         rerank_skipped = None
         if proxies:
-            try:  # the first ``shortlist`` cells are re-ordered; the rest keep their order
-                candidates = _rerank(candidates[:shortlist], task, proxies, zc_config,
+            try:  # the first ``n_vote`` cells are re-ordered; the rest keep their order
+                candidates = _rerank(candidates[:n_vote], task, proxies, zc_config,
                                      rerank_resolution, weights) + [
-                    Candidate(c.arch, 0.0, {"value": c.score}) for c in candidates[shortlist:]]
+                    Candidate(c.arch, 0.0, {"value": c.score}) for c in candidates[n_vote:]]
             except DatasetError as exc:  # e.g. constant images: no signal, keep the network's
                 rerank_skipped = str(exc)
+        budget_details = None
+        if train_budget is not None:
+            head = candidates[:n_vote]
+            if not proxies or rerank_skipped is not None:  # the network's order is the vote
+                head = [Candidate(c.arch, 1.0 - i / len(head), {"value": c.score})
+                        for i, c in enumerate(head)]
+            # timed with the threads the fit after the search gets (api: the free cores)
+            head, budget_details = budget_rank(
+                head, dataset, train_budget=train_budget,
+                resolution=fit_resolution(dataset.image_size), tolerance=budget_tolerance,
+                seed=seed, step_seconds=budget_step_seconds)
+            floor = min(c.score for c in head)  # past the shortlist: below it, network order
+            candidates = head + [Candidate(c.arch, floor, {"value": c.extra.get("value",
+                                                                                 c.score)})
+                                 for c in candidates[n_vote:]]
+        if proxies or train_budget is not None:
             candidates = candidates[:top]
         t_rank = time.perf_counter()
         top_index = NB201Arch.from_string(candidates[0].arch).index
@@ -341,6 +364,7 @@ class ValueNetMethod(MetaLearnedMethod):
                 "rerank": list(proxies) if rerank_skipped is None else [],
                 "rerank_weights": weights,
                 "rerank_skipped": rerank_skipped,
+                "train_budget": budget_details,
             },
         )
 

@@ -1,0 +1,120 @@
+"""What a training step of an NB201 cell costs, per op: the data of the budget-aware ranking.
+
+    python benchmarks/step_cost.py                       # 40 cells at 32 and 16 px, batch 128
+    python benchmarks/step_cost.py --cells 60 --sides 32 --C 8 --N 1
+
+Under a wall budget a cheap cell runs more epochs (docs/roadmap.md: at 60 s on CIFAR-10 the
+epochs a cell ran rank the fit accuracies at Spearman 0.95). A ranking for the budget needs each
+cell's seconds per step without training it. MACs miss it (pooling and skip edges cost memory
+traffic, not multiply-adds), so this script times real training steps
+(:func:`metanas.training.trainer.train_step`, forward, backward and SGD, crop-flip augmentation
+excluded) of seeded random cells and fits ``seconds = base + sum over executed edges of
+cost[op]`` by least squares; an edge is executed when its source node is reachable from the
+input (``NB201Cell`` skips the others). It prints the fitted per-op costs relative to the
+skeleton's (the ``base``: stem, reductions, head) and the fit's accuracy (R², Spearman of
+predicted against measured seconds, on the cells and on held-out ones), and writes
+``docs/results/step_cost.json``. The shipped coefficients
+(:data:`metanas.training.budget.STEP_COST`) come from this script's 32 px row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+from scipy import stats
+
+from metanas.jsonio import write_json
+from metanas.spaces.nb201 import NB201Network, count_macs
+from metanas.spaces.nb201.genotype import NB201Arch
+from metanas.training.budget import STEP_COST_OPS, executed_edges, fit_recipe
+from metanas.training.trainer import make_optimizer, train_step
+
+
+def step_seconds(arch: NB201Arch, C: int, N: int, side: int, batch: int, repeats: int) -> float:
+    """Median seconds of one training step (after two warm-up steps), one thread."""
+    torch.manual_seed(0)
+    net = NB201Network(arch, C=C, N=N, in_channels=3, num_classes=10)
+    recipe = fit_recipe(C, N, 1, batch, "none")
+    opt, sched, _ = make_optimizer(net, recipe, batch * (repeats + 2))
+    x = torch.randn(batch, 3, side, side)
+    y = torch.randint(0, 10, (batch,))
+    net.train()
+    times = []
+    for _ in range(repeats + 2):
+        t0 = time.perf_counter()
+        train_step(net, opt, sched, x, y, recipe)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[2:])
+
+
+def design(arch: NB201Arch) -> list[float]:
+    counts = executed_edges(arch)
+    return [1.0] + [float(counts[op]) for op in STEP_COST_OPS]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cells", type=int, default=40)
+    ap.add_argument("--held-out", type=int, default=12)
+    ap.add_argument("--sides", default="32,16")
+    ap.add_argument("--C", type=int, default=8)
+    ap.add_argument("--N", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="docs/results/step_cost.json")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    cells = NB201Arch.sample_distinct(args.cells + args.held_out, seed=args.seed)
+    rows, fits = [], {}
+    console = Console()
+    for side in (int(s) for s in args.sides.split(",")):
+        secs = []
+        for i, arch in enumerate(cells):
+            secs.append(step_seconds(arch, args.C, args.N, side, args.batch, args.repeats))
+            rows.append({"arch": arch.to_string(), "side": side, "step_seconds": secs[-1]})
+            console.print(f"{side} px {i + 1}/{len(cells)}: {secs[-1] * 1e3:.1f} ms", end="\r")
+        X = np.array([design(a) for a in cells])
+        macs = np.array([count_macs(NB201Network(a, C=args.C, N=args.N), side) for a in cells])
+        t = np.array(secs)
+        fit_n = args.cells
+        coef, *_ = np.linalg.lstsq(X[:fit_n], t[:fit_n], rcond=None)
+        pred = X @ coef
+        r2 = 1 - np.sum((t[:fit_n] - pred[:fit_n]) ** 2) / np.sum((t[:fit_n] - t[:fit_n].mean()) ** 2)
+        fits[side] = {
+            "base_seconds": float(coef[0]),
+            "relative": {op: float(c / coef[0]) for op, c in zip(STEP_COST_OPS, coef[1:], strict=True)},
+            "r2": float(r2),
+            "spearman_fit": float(stats.spearmanr(pred[:fit_n], t[:fit_n])[0]),
+            "spearman_held_out": float(stats.spearmanr(pred[fit_n:], t[fit_n:])[0]),
+            "spearman_macs_held_out": float(stats.spearmanr(macs[fit_n:], t[fit_n:])[0]),
+            "step_seconds_range": [float(t.min()), float(t.max())],
+        }
+    table = Table(title=f"training step at C={args.C} N={args.N}, batch {args.batch}, 1 thread: "
+                        "seconds = base x (1 + sum of relative op costs of executed edges)")
+    table.add_column("side")
+    table.add_column("base ms")
+    for op in STEP_COST_OPS:
+        table.add_column(op)
+    for col in ("R²", "ρ fit", "ρ held out", "ρ MACs held out", "step ms range"):
+        table.add_column(col)
+    for side, f in fits.items():
+        lo, hi = f["step_seconds_range"]
+        table.add_row(str(side), f"{f['base_seconds'] * 1e3:.1f}",
+                      *(f"{f['relative'][op]:.3f}" for op in STEP_COST_OPS),
+                      f"{f['r2']:.3f}", f"{f['spearman_fit']:.3f}", f"{f['spearman_held_out']:.3f}",
+                      f"{f['spearman_macs_held_out']:.3f}",
+                      f"{lo * 1e3:.0f}-{hi * 1e3:.0f}")
+    console.print(table)
+    write_json(args.out, {"config": vars(args), "fits": {str(k): v for k, v in fits.items()},
+                          "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
