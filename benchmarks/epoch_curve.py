@@ -5,12 +5,13 @@
 
 A ranking for a wall budget trades a cell's quality against the epochs it can run
 (``benchmarks/step_cost.py`` gives the seconds). This script measures the trade on a
-development task that no benchmark judges: 10 seeded classes of Tiny-ImageNet at 32 px (500
-labelled images each), every cell trained with the budgeted fit's recipe (C=8, N=1 as a tight
-budget gets, the fit's batch and learning rate, cosine over the whole run, one warm-up epoch
-from 3 epochs) for each number of epochs, seed 0. It fits ``acc(cell, e) = a_cell - k * e^-alpha``
-(one ``k``, ``alpha`` for all cells, one asymptote per cell) and reports them with the fit's
-residual; ``k`` and ``alpha`` are what :data:`metanas.training.budget.EPOCH_CURVE` ships.
+development task that no benchmark judges: 10 seeded classes of Tiny-ImageNet at 32 px (all
+200 labelled images of each, 50 test images), every cell trained with the budgeted fit's
+recipe (C=8, N=1 as a tight budget gets, the fit's batch and learning rate, cosine over the
+whole run, one warm-up epoch from 3 epochs) for each number of epochs, seed 0. It fits
+``acc(cell, e) = a_cell - k * e^-alpha`` (one ``k``, ``alpha`` for all cells, one asymptote per
+cell) and reports them with the fit's residual; ``k`` and ``alpha`` are what
+:data:`metanas.training.budget.EPOCH_CURVE` ships.
 Rows merge into ``--out``/epoch_curve.json (the run resumes); a plot of the curves goes
 beside it.
 """

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from metanas.spaces.nb201 import OPS, NB201Arch
 from metanas.training.budget import (
     STEP_COST_OPS,
+    dead_edges,
     epoch_deficit,
     executed_edges,
     relative_step_cost,
@@ -42,3 +43,13 @@ def test_more_epochs_cost_fewer_points():
     values = [epoch_deficit(e) for e in (0.5, 1, 2, 4, 8, 16, 64, 200)]
     assert all(v > 0 for v in values)
     assert values == sorted(values, reverse=True)
+
+
+def test_edges_that_never_reach_the_output_run_forward_only():
+    # node 3 takes only avg_pool(input): the convolutions into nodes 1 and 2 are dead ends
+    arch = "|nor_conv_1x1~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|avg_pool_3x3~0|none~1|none~2|"
+    assert dead_edges(arch) == {"skip_connect": 0, "nor_conv_1x1": 2,
+                                "nor_conv_3x3": 1, "avg_pool_3x3": 0}
+    assert dead_edges(RESNET) == dict.fromkeys(STEP_COST_OPS, 0)
+    alive = "|nor_conv_1x1~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|avg_pool_3x3~0|none~1|skip_connect~2|"
+    assert relative_step_cost(arch) < relative_step_cost(alive)

@@ -76,13 +76,16 @@ WARMUP_FROM = 3
 STEP_COST_OPS: tuple[str, ...] = ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 """The ops that cost time when executed (``none`` edges are not built)."""
 STEP_COST: dict[int, dict[str, float]] = {
-    32: {"skip_connect": 0.0, "nor_conv_1x1": 0.45, "nor_conv_3x3": 0.56, "avg_pool_3x3": 0.16},
-    16: {"skip_connect": 0.07, "nor_conv_1x1": 0.47, "nor_conv_3x3": 0.47, "avg_pool_3x3": 0.23},
+    32: {"skip_connect": 0.0, "nor_conv_1x1": 0.42, "nor_conv_3x3": 0.57, "avg_pool_3x3": 0.18},
+    16: {"skip_connect": 0.06, "nor_conv_1x1": 0.38, "nor_conv_3x3": 0.44, "avg_pool_3x3": 0.23},
 }
 """Seconds of a training step per executed edge, as a share of the skeleton's (stem,
 reductions, head), per image side: least squares over timed steps of 40 random cells at C=8,
-N=1, batch 128, one thread (``benchmarks/step_cost.py``, ``docs/results/step_cost.json``:
-R² 0.89 at 32 px, 0.77 at 16 px; skip edges cost nothing measurable at 32 px)."""
+N=1, batch 128, one thread (``benchmarks/step_cost.py``, ``docs/results/step_cost.json``: R²
+0.92 at 32 px, 0.87 at 16 px; skip edges cost nothing measurable at 32 px)."""
+DEAD_EDGE_SHARE: dict[int, float] = {32: 0.65, 16: 0.3}
+"""The share of an edge's cost that a dead edge (:func:`dead_edges`: forward only) costs,
+fitted with :data:`STEP_COST`."""
 EPOCH_CURVE: dict[str, float] = {"k_points": 69.16, "alpha": 0.148}
 """``accuracy(e) = a_cell - k * e^-alpha`` (percent points) after ``e`` epochs of a cosine
 run at C=8, N=1: one ``k``, ``alpha`` for all cells, fitted by ``benchmarks/epoch_curve.py``
@@ -102,22 +105,40 @@ def epoch_deficit(epochs: float) -> float:
 def executed_edges(arch: NB201Arch | str) -> dict[str, int]:
     """How many edges of each op a forward pass runs: those whose source node is reachable
     from the input through non-``none`` edges (``NB201Cell`` skips the rest)."""
-    arch = parse(arch)
-    reached = {0}
-    counts = dict.fromkeys(STEP_COST_OPS, 0)
+    return _edge_roles(parse(arch))[0]
+
+
+def dead_edges(arch: NB201Arch | str) -> dict[str, int]:
+    """Of the executed edges, those whose output never reaches the cell's output: they run
+    forward but get no backward pass (autograd leaves them out)."""
+    return _edge_roles(parse(arch))[1]
+
+
+def _edge_roles(arch: NB201Arch) -> tuple[dict[str, int], dict[str, int]]:
+    reached, executed = {0}, []
     for (to, src), op in zip(EDGES, arch.ops, strict=True):  # EDGES is in node order
         if op != "none" and src in reached:
             reached.add(to)
-            counts[op] += 1
-    return counts
+            executed.append((to, src, op))
+    useful = {EDGES[-1][0]}  # nodes with a path to the output node
+    for to, src, _ in reversed(executed):
+        if to in useful:
+            useful.add(src)
+    counts, dead = dict.fromkeys(STEP_COST_OPS, 0), dict.fromkeys(STEP_COST_OPS, 0)
+    for to, _, op in executed:
+        counts[op] += 1
+        dead[op] += to not in useful
+    return counts, dead
 
 
 def relative_step_cost(arch: NB201Arch | str, resolution: int = 32) -> float:
     """A training step's seconds in units of the skeleton's (1.0 = a cell of ``none`` edges)
     at the measured image side closest to ``resolution``:
     deterministic, so a ranking for a budget does not move with the load of the machine."""
-    table = STEP_COST[min(STEP_COST, key=lambda side: abs(side - resolution))]
-    return 1.0 + sum(table[op] * n for op, n in executed_edges(arch).items())
+    side = min(STEP_COST, key=lambda known: abs(known - resolution))
+    table, share = STEP_COST[side], DEAD_EDGE_SHARE[side]
+    counts, dead = _edge_roles(parse(arch))
+    return 1.0 + sum(table[op] * (counts[op] - (1.0 - share) * dead[op]) for op in counts)
 
 
 @dataclass
