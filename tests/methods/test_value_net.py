@@ -9,6 +9,7 @@ from metanas.features.metafeatures import FEATURE_NAMES
 from metanas.kb import KnowledgeBase
 from metanas.methods.value_net import ValueNetMethod, cross_validate
 from metanas.spaces.nb201 import NB201Arch
+from metanas.training.budget import dead_edges
 
 
 @pytest.fixture(scope="module")
@@ -220,12 +221,13 @@ def test_train_budget_ranks_for_the_epochs_the_budget_buys(model):
     again = model.search(ds, top=12, seed=0, train_budget=5.0, budget_tolerance=0.0, **fixed)
     assert [c.arch for c in again.candidates] == [c.arch for c in tight.candidates]
     endless = model.search(ds, top=12, seed=0, train_budget=1e12, **fixed)
-    voted = model.search(ds, top=12, seed=0, shortlist=12)
-    # the vote's order, cells of equal vote cheapest first
-    assert [c.extra["vote"] for c in endless.candidates] == pytest.approx(
-        [c.score for c in voted.candidates], abs=1e-9)
-    assert {c.arch for c in endless.candidates} == {c.arch for c in voted.candidates}
-    assert voted.details["train_budget"] is None
+    votes = [c.extra["vote"] for c in endless.candidates]
+    # the vote's order (equal votes, to rounding: cheapest first)
+    assert all(a >= b - 1e-9 for a, b in zip(votes, votes[1:], strict=False))
+    assert {c.arch for c in endless.candidates} == {c.arch for c in tight.candidates}
+    # cells with convolutions that never reach the output are not ranked for a budget
+    assert not any(any(dead_edges(c.arch).values()) for c in tight.candidates)
+    assert model.search(ds, top=3, seed=0).details["train_budget"] is None
     # past the budget shortlist: in the network's order, scored at the shortlist's floor
     longer = model.search(ds, top=15, seed=0, train_budget=5.0, **fixed)
     scores = [c.score for c in longer.candidates]

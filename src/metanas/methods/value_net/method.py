@@ -56,6 +56,7 @@ from metanas.methods.value_net.rerank import _rerank, _zero_cost_config
 from metanas.spaces.nb201 import NUM_EDGES, NUM_OPS, SPACE_SIZE, NB201Arch
 from metanas.tasks import make_task, proxy_resolution
 from metanas.threads import single_threaded
+from metanas.training.budget import dead_edges
 from metanas.training.fit import fit_resolution
 from metanas.version import __version__
 
@@ -307,6 +308,8 @@ class ValueNetMethod(MetaLearnedMethod):
             arch = NB201Arch.from_index(int(i))
             if not arch.is_connected or arch.canonical_form in seen:
                 continue
+            if train_budget is not None and any(dead_edges(arch).values()):
+                continue  # scored for convolutions that never reach the output (see budget.py)
             seen.add(arch.canonical_form)
             candidates.append(Candidate(arch.to_string(), float(score)))
             if len(candidates) >= want:
