@@ -294,8 +294,6 @@ def _read_images(images):
     return None, labels, files
 
 
-
-
 def check_budget(budget: Any, option: str = "--budget") -> float:
     """A budget is a finite number of seconds > 0; anything else is a one-line error."""
     from metanas.training.fit import check_budget as check

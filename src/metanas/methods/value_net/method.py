@@ -301,7 +301,7 @@ class ValueNetMethod(MetaLearnedMethod):
             pool_scores = scores if pool_only else scores[pool_idx]
         order = np.argsort(-pool_scores, kind="stable")
         ranked, ranked_scores = pool_idx[order], pool_scores[order]
-        candidates, seen = [], set()
+        candidates, spare, seen = [], [], set()
         n_vote = budget_shortlist if train_budget is not None else shortlist
         want = max(top, n_vote if proxies or train_budget is not None else 0)
         for i, score in zip(ranked, ranked_scores, strict=True):
@@ -309,11 +309,14 @@ class ValueNetMethod(MetaLearnedMethod):
             if not arch.is_connected or arch.canonical_form in seen:
                 continue
             if train_budget is not None and any(dead_edges(arch).values()):
-                continue  # scored for convolutions that never reach the output (see budget.py)
+                # scored for convolutions that never reach the output (docs/value_net.md)
+                spare.append(Candidate(arch.to_string(), float(score)))
+                continue
             seen.add(arch.canonical_form)
             candidates.append(Candidate(arch.to_string(), float(score)))
             if len(candidates) >= want:
                 break
+        candidates = candidates or spare[:want]  # a pool of dead-edge cells only
         t_shortlist = time.perf_counter()
         rerank_skipped = None
         if proxies:
