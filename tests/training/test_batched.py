@@ -62,11 +62,16 @@ def batched(task):
 
 def _assert_same(single, batched_result, task: Task) -> None:
     """Same training, compared where it is stable across CPUs and thread counts: accuracies
-    within 3 samples, losses within 2% (float-order drift over ~20 SGD steps measured here:
-    <= 1 sample and 1e-4 relative; a different cell or seed differs by far more)."""
+    within 3 samples or 3% of the split, losses within 2%. Float-order drift over ~20 SGD
+    steps, measured: <= 1 sample and 1e-4 relative on one CPU; on another (Intel Xeon, one
+    thread) 4 of 359 test samples and 1e-3 relative for the conv-heavy cell, whose accuracy
+    after 2 epochs is 23% with many images near a decision boundary. The four cells differ
+    from each other by 16 to 131 test samples."""
     assert batched_result.arch == single.arch
-    assert abs(batched_result.val_acc - single.val_acc) <= 3 / len(task.y_val) + 1e-6
-    assert abs(batched_result.test_acc - single.test_acc) <= 3 / len(task.y_test) + 1e-6
+    for split, a, b in (("val", single.val_acc, batched_result.val_acc),
+                        ("test", single.test_acc, batched_result.test_acc)):
+        n = len(task.y_val if split == "val" else task.y_test)
+        assert abs(a - b) <= max(3 / n, 0.03) + 1e-6, (split, a, b)
     for key in ("train_loss", "val_loss", "test_loss"):
         a, b = getattr(single, key), getattr(batched_result, key)
         assert abs(a - b) <= 2e-2 * abs(a), (key, a, b)
