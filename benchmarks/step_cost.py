@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,25 +34,7 @@ from scipy import stats
 from metanas.jsonio import write_json
 from metanas.spaces.nb201 import NB201Network, count_macs
 from metanas.spaces.nb201.genotype import NB201Arch
-from metanas.training.budget import STEP_COST_OPS, dead_edges, executed_edges, fit_recipe
-from metanas.training.trainer import make_optimizer, train_step
-
-
-def step_seconds(arch: NB201Arch, C: int, N: int, side: int, batch: int, repeats: int) -> float:
-    """Median seconds of one training step (after two warm-up steps), one thread."""
-    torch.manual_seed(0)
-    net = NB201Network(arch, C=C, N=N, in_channels=3, num_classes=10)
-    recipe = fit_recipe(C, N, 1, batch, "none")
-    opt, sched, _ = make_optimizer(net, recipe, batch * (repeats + 2))
-    x = torch.randn(batch, 3, side, side)
-    y = torch.randint(0, 10, (batch,))
-    net.train()
-    times = []
-    for _ in range(repeats + 2):
-        t0 = time.perf_counter()
-        train_step(net, opt, sched, x, y, recipe)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times[2:])
+from metanas.training.budget import STEP_COST_OPS, dead_edges, executed_edges, time_train_step
 
 
 def design(arch: NB201Arch, share: float) -> list[float]:
@@ -99,7 +79,8 @@ def main() -> None:
         for i, arch in enumerate(cells):
             known = old.get((arch.to_string(), side))
             secs.append(known if known is not None else
-                        step_seconds(arch, args.C, args.N, side, args.batch, args.repeats))
+                        time_train_step(arch, side=side, batch=args.batch, C=args.C, N=args.N,
+                                        timed=args.repeats, warmup=2))
             rows.append({"arch": arch.to_string(), "side": side, "step_seconds": secs[-1]})
             console.print(f"{side} px {i + 1}/{len(cells)}: {secs[-1] * 1e3:.1f} ms", end="\r")
         macs = np.array([count_macs(NB201Network(a, C=args.C, N=args.N), side) for a in cells])

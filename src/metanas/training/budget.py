@@ -37,7 +37,7 @@ import torch
 
 from metanas.errors import ConfigError
 from metanas.progress import Bars
-from metanas.spaces.nb201 import EDGES, NB201Arch, parse
+from metanas.spaces.nb201 import EDGES, NB201Arch, NB201Network, parse
 from metanas.tasks import Task
 from metanas.training.recipes import Recipe
 from metanas.training.trainer import (
@@ -93,6 +93,27 @@ on a development task (Tiny-ImageNet, 10 classes, 32 px, 6 cells x 1-64 epochs, 
 points; ``docs/results/epoch_curve/``). The curve had not flattened by 64 epochs: a doubling of
 the epochs is worth 5.5 points at 4 epochs and 3.6 at 64; the per-cell asymptotes are not
 identified, and only differences of the curve are used."""
+
+
+def time_train_step(arch: NB201Arch | str, *, side: int, batch: int, C: int = 8, N: int = 1,
+                    channels: int = 3, classes: int = 10, timed: int = 2, warmup: int = 1,
+                    seed: int = 0) -> float:
+    """Median seconds of a training step of ``arch`` (forward, backward, SGD; no augmentation)
+    on a seeded random batch, after ``warmup`` untimed steps, with the current torch threads."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    net = NB201Network(arch, C=C, N=N, in_channels=channels, num_classes=classes)
+    recipe = fit_recipe(C, N, 1, batch, "none")
+    opt, sched, _ = make_optimizer(net, recipe, batch * (timed + warmup))
+    x = torch.randn(batch, channels, side, side, generator=gen)
+    y = torch.randint(0, classes, (batch,), generator=gen)
+    net.train()
+    times = []
+    for _ in range(timed + warmup):
+        t0 = time.perf_counter()
+        train_step(net, opt, sched, x, y, recipe)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[warmup:])
 
 
 def epoch_deficit(epochs: float) -> float:

@@ -16,49 +16,22 @@ orders by epochs and a long one leaves the vote's order.
 from __future__ import annotations
 
 import math
-import statistics
-import time
-
-import torch
 
 from metanas.data import ImageDataset
 from metanas.methods.interface import Candidate
-from metanas.spaces.nb201 import NB201Network
 from metanas.training.budget import (
     EPOCH_CURVE,
     SAFETY,
     epoch_deficit,
-    fit_recipe,
     pick_batch_size,
     relative_step_cost,
+    time_train_step,
 )
-from metanas.training.trainer import make_optimizer, train_step
 
 FIT_VAL_FRACTION = 0.1
 """The share of the labelled images ``metanas fit`` validates on (the rest trains)."""
 TIMED_STEPS = 2
 """Timed training steps of the reference cell (after one warm-up step)."""
-
-
-def reference_step_seconds(arch: str, dataset: ImageDataset, resolution: int,
-                           batch: int, seed: int) -> float:
-    """Median seconds of a training step of ``arch`` at the smallest fit size (C=8, N=1) on
-    a seeded random batch of the fit's shape: the machine's speed, measured once."""
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    net = NB201Network(arch, C=8, N=1, in_channels=dataset.channels,
-                       num_classes=len(dataset.class_names))
-    recipe = fit_recipe(8, 1, 1, batch, "none")
-    opt, sched, _ = make_optimizer(net, recipe, batch * (TIMED_STEPS + 1))
-    x = torch.randn(batch, dataset.channels, resolution, resolution, generator=gen)
-    y = torch.randint(0, len(dataset.class_names), (batch,), generator=gen)
-    net.train()
-    times = []
-    for _ in range(TIMED_STEPS + 1):
-        t0 = time.perf_counter()
-        train_step(net, opt, sched, x, y, recipe)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times[1:])
 
 
 def budget_rank(candidates: list[Candidate], dataset: ImageDataset, *, train_budget: float,
@@ -71,8 +44,11 @@ def budget_rank(candidates: list[Candidate], dataset: ImageDataset, *, train_bud
     n_train = max(1, round(len(dataset.y_train) * (1 - FIT_VAL_FRACTION)))
     batch = min(pick_batch_size(n_train), n_train)
     steps = math.ceil(n_train / batch)
-    if step_seconds is None:
-        step_seconds = reference_step_seconds(candidates[0].arch, dataset, resolution, batch, seed)
+    if step_seconds is None:  # the machine's speed, measured once, on the first cell
+        step_seconds = time_train_step(candidates[0].arch, side=resolution, batch=batch,
+                                       channels=dataset.channels,
+                                       classes=len(dataset.class_names), timed=TIMED_STEPS,
+                                       seed=seed)
     cost0 = relative_step_cost(candidates[0].arch, resolution)
     out = []
     for c in candidates:
