@@ -325,7 +325,7 @@ def fit(
     flip: bool | None = None,
     resolution: int | None = None,
     max_train_per_class: int | None = None,
-    val_fraction: float = 0.1,
+    val_fraction: float | None = None,
     recipe: str | dict[str, Any] | Any | None = None,
     progress: bool = False,
     init_model=None,
@@ -336,7 +336,7 @@ def fit(
     A throughput probe chooses C, N, epochs and batch size (:mod:`metanas.training.budget`;
     ``recipe`` replays a recipe instead: a name, a Recipe, or an earlier ``result.recipe``,
     which with the same seed gives the same weights); a seeded
-    ``val_fraction`` of the train split validates every epoch and the best checkpoint is the
+    ``val_fraction`` (default 0.1) of the train split validates every epoch and the best checkpoint is the
     model; cosine schedule; crop (+ flip for colour images; ``flip`` overrides). ``out``: the
     model file (its folder must exist); curves go to ``OUT.curves.json`` / ``.png`` beside it
     (or beside ``curves``). ``plan_options``: ``sizes``, ``min_epochs``, ``max_epochs``.
@@ -351,6 +351,7 @@ def fit(
     from metanas.training import get_recipe, resolve_device
     from metanas.training.budget import recipe_summary
     from metanas.training.fit import (
+        FIT_VAL_FRACTION,
         FitResult,
         augment_for,
         curve_summary,
@@ -374,7 +375,8 @@ def fit(
     data = as_dataset(dataset, seed=seed, progress=progress)
     side = resolution or fit_resolution(data.image_size)
     task = make_task(data, resolution=side, max_train_per_class=max_train_per_class,
-                     val_fraction=val_fraction, seed=seed)
+                     val_fraction=FIT_VAL_FRACTION if val_fraction is None else val_fraction,
+                     seed=seed)
     if isinstance(recipe, dict):
         from metanas.training import Recipe
 

@@ -34,6 +34,8 @@ def augment_for(channels: int, flip: bool | None) -> str:
     return "crop-flip" if flip else "crop"
 
 
+FIT_VAL_FRACTION = 0.1
+"""The share of the labelled images a fit validates on by default (the rest trains)."""
 FIT_SIDES = (16, 32)
 """``fit`` trains at the dataset's image side clamped to this range (digits' 8 px -> 16,
 MNIST's 28 stays 28, Tiny-ImageNet's 64 -> 32): below 16 px the NB201 network's two

@@ -27,9 +27,8 @@ from metanas.training.budget import (
     relative_step_cost,
     time_train_step,
 )
+from metanas.training.fit import FIT_VAL_FRACTION
 
-FIT_VAL_FRACTION = 0.1
-"""The share of the labelled images ``metanas fit`` validates on (the rest trains)."""
 TIMED_STEPS = 2
 """Timed training steps of the reference cell (after one warm-up step)."""
 
