@@ -22,11 +22,23 @@ from metanas.features.metafeatures import compute_meta_features
 from metanas.kb.sources import PublishedSource
 from metanas.tasks import make_task
 
-__all__ = ["standin_describer"]
+__all__ = ["standin_classes", "standin_describer"]
 
 
 def _seed(*parts: Any) -> int:
     return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:4], "little")
+
+
+def standin_classes(num_classes: int, source: str, task: str, k: int, *,
+                    seed: int = 0) -> tuple[tuple[int, ...], int]:
+    """The ``k`` stand-in classes (of ``num_classes``) of published task ``task`` of
+    ``source``, sorted, and the task's seed; deterministic, so the value network's
+    meta-features and MetaD2A's image sets of one published task see the same classes."""
+    if k > num_classes:
+        raise DatasetError(f"the stand-in has {num_classes} classes; {source} tasks have {k}")
+    s = _seed(seed, source, task)
+    rng = np.random.default_rng(s)
+    return tuple(int(c) for c in np.sort(rng.choice(num_classes, k, replace=False))), s
 
 
 def standin_describer(
@@ -41,13 +53,11 @@ def standin_describer(
 
     def describe(src: PublishedSource, task: dict[str, Any]) -> dict[str, float]:
         k = int(task["num_classes"])
-        if k > dataset.num_classes:
-            raise DatasetError(f"stand-in {dataset.name} has {dataset.num_classes} classes; "
-                               f"{src.name} tasks have {k}")
-        s = _seed(seed, src.name, task["name"])
-        rng = np.random.default_rng(s)
-        classes = tuple(int(c) for c in np.sort(rng.choice(dataset.num_classes, k,
-                                                           replace=False)))
+        try:
+            classes, s = standin_classes(dataset.num_classes, src.name, task["name"], k,
+                                         seed=seed)
+        except DatasetError as exc:
+            raise DatasetError(f"stand-in {dataset.name}: {exc}") from None
         stand = make_task(dataset, classes=classes, resolution=int(task["resolution"]),
                           max_train_per_class=max_train_per_class, seed=s % 2**31)
         features = compute_meta_features(stand, seed=seed)

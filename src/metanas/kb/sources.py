@@ -70,6 +70,8 @@ class PublishedSource:
     missing: tuple[str, ...] = field(default_factory=tuple)
     accuracy_column: str = "test_acc"
     accuracy_metric: str = "test_acc"
+    standin_dataset: str = "tiny-imagenet-200-64px"
+    """The dataset (a shared-datasets name) whose images stand in for the source's."""
 
     def provenance(self) -> dict[str, Any]:
         out = asdict(self)

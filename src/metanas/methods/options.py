@@ -248,6 +248,9 @@ class MetaD2AOptions(SearchOptions):
     resamples: int = option(10, "image sets the predictor averages over", min=1, max=1000)
     temperature: float = option(1.0, "decoder softmax temperature", min=1e-6)
     z_scale: float = option(0.0, "> 0: also sample the latent around its mean", min=0.0)
+    resolution: int | None = option(None, "image side the dataset is seen at (default: the "
+                                    "knowledge base's resolution closest to its images)",
+                                    min=4, max=512)
 
 
 @dataclass(frozen=True)

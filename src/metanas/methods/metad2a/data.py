@@ -5,6 +5,12 @@ embedded once by the (frozen) feature extractor; every dataset encoding then dra
 ``images_per_class`` features per class from the pool (a fresh draw per resample / per training
 step), so resampling costs no extractor passes.
 
+A published knowledge-base task (a table without images, :mod:`metanas.kb.sources`) is seen
+through its stand-in: the source's stand-in dataset at the source's resolution, restricted to
+the classes :func:`metanas.features.standin.standin_classes` draws for that task (the same ones
+its value-network meta-features were computed on). The per-class pools of a stand-in dataset
+are embedded once per resolution and shared by all its published tasks.
+
 Images enter the extractor the way the proxy network would see them: resized to the task
 resolution first (a knowledge-base task's own resolution; for a new dataset the knowledge-base
 resolution closest to its image side), then to the extractor's input size. A 16 px task thus
@@ -26,6 +32,8 @@ from safetensors.torch import load_file, save_file
 from metanas.data import ImageDataset, load_dataset
 from metanas.data.locate import find_source
 from metanas.errors import ConfigError, DatasetError, KnowledgeBaseError
+from metanas.features.standin import standin_classes
+from metanas.kb.sources import get_source
 from metanas.methods.metad2a.extractor import FeatureExtractor, resize, to_float_images
 from metanas.paths import atomic_write, cache_dir
 from metanas.tasks import TaskSpec, make_task
@@ -73,11 +81,24 @@ def sample_sets(pools: list[torch.Tensor], n: int, count: int,
 
 
 # ----- knowledge-base tasks ------------------------------------------------------------------
+def is_published(task_row: Mapping) -> bool:
+    spec = task_row.get("spec")
+    return isinstance(spec, Mapping) and spec.get("kind") == "published"
+
+
+def image_source(task_row: Mapping) -> str:
+    """The dataset a task's images come from: its own source, or a published task's stand-in."""
+    if is_published(task_row):
+        return get_source(task_row["source"]).standin_dataset
+    return task_row["source"]
+
+
 def resolve_sources(tasks: list[dict], source: str | Path | Mapping[str, str] | None,
                     ) -> dict[str, Path | str]:
-    """Where each source dataset of the tasks is: ``source`` (a path, or {name: path}), else
-    ``<shared datasets>/<name>.zip|.npz|/``; a clear error when one cannot be found."""
-    names = sorted({t["source"] for t in tasks})
+    """Where each image dataset of the tasks is (:func:`image_source`): ``source`` (a path, or
+    {name: path}), else ``<shared datasets>/<name>.zip|.npz|/``; a clear error when one cannot
+    be found."""
+    names = sorted({image_source(t) for t in tasks})
     if isinstance(source, Mapping):
         missing = [n for n in names if n not in source]
         if missing:
@@ -131,7 +152,13 @@ def kb_task_pools(tasks: list[dict], extractor: FeatureExtractor, *,
     folder = cache_dir() / "metad2a"
     out: dict[str, list[torch.Tensor]] = {}
     todo = []
+    published = [t for t in tasks if is_published(t)]
+    if published:
+        out.update(_standin_pools(published, extractor, source=source, per_class=per_class,
+                                  seed=seed, fp=fp, folder=folder, progress=progress))
     for t in tasks:
+        if is_published(t):
+            continue
         key = None
         if fp is not None:
             blob = json.dumps([_CACHE_VERSION, t["key"], fp, per_class, seed])
@@ -164,6 +191,44 @@ def kb_task_pools(tasks: list[dict], extractor: FeatureExtractor, *,
             if key is not None:
                 _write_cached(key, pools)
             bars.advance(bar)
+    return out
+
+
+def _standin_pools(tasks: list[dict], extractor: FeatureExtractor, *, source, per_class: int,
+                   seed: int, fp: str | None, folder: Path, progress: bool,
+                   ) -> dict[str, list[torch.Tensor]]:
+    """Pools of published tasks: each stand-in dataset's per-class pools at each resolution
+    are embedded once (cached like task pools), then every task takes its stand-in classes."""
+    paths = resolve_sources(tasks, source)
+    banks: dict[tuple[str, int], dict[int, torch.Tensor]] = {}
+    datasets: dict[str, ImageDataset] = {}
+    out = {}
+    for t in tasks:
+        name, res = image_source(t), int(t["resolution"])
+        if (name, res) not in banks:
+            if name not in datasets:
+                datasets[name] = load_dataset(paths[name], progress=progress)
+            ds = datasets[name]
+            key = None
+            if fp is not None:
+                blob = json.dumps([_CACHE_VERSION, "standin", ds.fingerprint, res, fp,
+                                   per_class, seed])
+                key = folder / (hashlib.sha256(blob.encode()).hexdigest()[:32]
+                                + ".safetensors")
+            pools = _read_cached(key) if key is not None else None
+            if pools is None or len(pools) != ds.num_classes:
+                images, labels = dataset_pool_images(ds, resolution=res, per_class=per_class,
+                                                     seed=seed)
+                if len(np.unique(labels)) != ds.num_classes:
+                    raise DatasetError(f"stand-in {paths[name]}: some classes have no "
+                                       "training images")
+                pools = class_pools(extractor, images, labels)
+                if key is not None:
+                    _write_cached(key, pools)
+            banks[(name, res)] = dict(enumerate(pools))
+        classes, _ = standin_classes(len(banks[(name, res)]), t["source"], t["name"],
+                                     int(t["num_classes"]))
+        out[t["key"]] = [banks[(name, res)][c] for c in classes]
     return out
 
 

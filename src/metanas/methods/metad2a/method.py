@@ -122,9 +122,10 @@ class MetaD2AMethod(MetaLearnedMethod):
                                 for p in pred_info["curve"] if len(p) > 2],
         }
         if len(val_ids):
-            info["generator_holdout"] = generator_metrics(generator, data, val_ids, train_ids,
-                                                          config, samples=200,
-                                                          seed=config.seed)
+            # at most 100 held-out tasks: 400 draws each, and a combined KB holds thousands
+            info["generator_holdout"] = generator_metrics(
+                generator, data, data.with_cells(val_ids, config.gen_min_cells)[:100],
+                train_ids, config, samples=200, seed=config.seed)
         if config.refit and len(val_ids):
             all_ids = np.arange(len(data))
             generator, _ = fit_generator(data, config, all_ids, progress=progress)
@@ -138,10 +139,13 @@ class MetaD2AMethod(MetaLearnedMethod):
         """The knowledge-base resolution closest to the dataset's own image side."""
         return proxy_resolution(max(dataset.image_size), self.info.get("resolutions") or (16, 32))
 
-    def encode(self, dataset: ImageDataset, *, seed: int = 0) -> list[torch.Tensor]:
-        """Feature pools (one (n_c, D) tensor per class) of the dataset's training images."""
-        images, labels = dataset_pool_images(dataset, resolution=self.task_resolution(dataset),
-                                             per_class=self.config.pool_per_class, seed=seed)
+    def encode(self, dataset: ImageDataset, *, seed: int = 0,
+               resolution: int | None = None) -> list[torch.Tensor]:
+        """Feature pools (one (n_c, D) tensor per class) of the dataset's training images, seen
+        at ``resolution`` (default: :meth:`task_resolution`)."""
+        images, labels = dataset_pool_images(
+            dataset, resolution=resolution or self.task_resolution(dataset),
+            per_class=self.config.pool_per_class, seed=seed)
         return class_pools(self.extractor, images, labels)
 
     def image_sets(self, pools: list[torch.Tensor], resamples: int,
@@ -193,15 +197,17 @@ class MetaD2AMethod(MetaLearnedMethod):
         resamples: int,
         temperature: float,
         z_scale: float,
+        resolution: int | None,
     ) -> SearchResult:
         """Generate ``candidates`` cells (or take all, ``mode="exhaustive"``) and rank them by
         the predictor averaged over ``resamples`` image sets. ``temperature`` scales the
         decoder's node-type softmax; ``z_scale`` > 0 also samples the latent around its mean."""
         t0 = time.perf_counter()
+        resolution = resolution or self.task_resolution(dataset)
         details: dict[str, Any] = {"mode": mode, "resamples": resamples,
-                                   "resolution": self.task_resolution(dataset)}
+                                   "resolution": resolution}
         with single_threaded():  # small networks: threads only wait on a busy machine
-            pools = self.encode(dataset, seed=seed)
+            pools = self.encode(dataset, seed=seed, resolution=resolution)
             sets = self.image_sets(pools, resamples, seed)
             t_enc = time.perf_counter()
             if mode == "generate":

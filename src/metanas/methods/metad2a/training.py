@@ -94,6 +94,17 @@ class MetaD2AConfig:
     """Retrain both networks on all tasks for the selected number of epochs."""
     metric: str = "heldout"
     recipe: str | None = None
+    exclude_sources: str = ""
+    """Knowledge-base sources left out (comma list), e.g. a published table held out."""
+    gen_min_cells: int = 1
+    """Tasks with at least this many measured cells teach the generator (a published task
+    with one real training still says which cell was trained for it)."""
+    pred_min_cells: int = 2
+    """Tasks with at least this many measured cells teach the predictor (one cell has no
+    order within its task)."""
+    max_cells_per_task: int = 512
+    """Cells of one task in one predictor step, drawn afresh each step: a dense table
+    (15,625 cells) would otherwise dominate its batch and the step's cost."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -108,7 +119,8 @@ class MetaD2AConfig:
                                   f"{getattr(self, name)!r}")
         for name in ("hidden", "heads", "images_per_class", "pool_per_class", "latent",
                      "gen_hidden", "gen_top_k", "gen_batch", "graph_hidden", "graph_out",
-                     "head", "tasks_per_batch", "eval_every", "eval_resamples", "inducing"):
+                     "head", "tasks_per_batch", "eval_every", "eval_resamples", "inducing",
+                     "gen_min_cells", "max_cells_per_task"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         for name in ("gen_epochs", "pred_epochs"):
@@ -118,6 +130,8 @@ class MetaD2AConfig:
             raise ConfigError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if not 0.0 <= self.holdout < 1.0:
             raise ConfigError(f"holdout must be in [0, 1), got {self.holdout}")
+        if int(self.pred_min_cells) < 2:
+            raise ConfigError(f"pred_min_cells must be >= 2, got {self.pred_min_cells!r}")
         if self.pool_per_class < self.images_per_class:
             raise ConfigError(f"pool_per_class ({self.pool_per_class}) must be >= "
                               f"images_per_class ({self.images_per_class})")
@@ -152,17 +166,29 @@ class MetaTrainData:
     def __len__(self) -> int:
         return len(self.task_keys)
 
+    def with_cells(self, ids, min_cells: int) -> np.ndarray:
+        """The tasks of ``ids`` with at least ``min_cells`` measured cells."""
+        return np.array([int(t) for t in ids if len(self.archs[int(t)]) >= min_cells],
+                        dtype=np.int64)
+
 
 def load_meta_data(kb, extractor: FeatureExtractor, config: MetaD2AConfig, *, source=None,
                    cache: bool = True, progress: bool = False) -> MetaTrainData:
-    """Tasks with >= 3 measured cells, their accuracies and their image feature pools."""
+    """Tasks with >= ``gen_min_cells`` measured cells (those with >= ``pred_min_cells`` also
+    teach the predictor; at least 3 such tasks are needed), their accuracies and their image
+    feature pools; tasks of ``exclude_sources`` are left out."""
     table = accuracy_table(kb, metric=config.metric, recipe=config.recipe)
-    tasks = {t["key"]: t for t in kb.tasks()}
-    keys = sorted(k for k, archs in table.items() if len(archs) >= 3 and k in tasks)
-    if len(keys) < 3:
+    excluded = {s.strip() for s in config.exclude_sources.split(",") if s.strip()}
+    tasks = {t["key"]: t for t in kb.tasks() if t["source"] not in excluded}
+    keys = sorted(k for k, archs in table.items()
+                  if len(archs) >= min(config.gen_min_cells, config.pred_min_cells)
+                  and k in tasks)
+    ranked = sum(len(table[k]) >= config.pred_min_cells for k in keys)
+    if ranked < 3:
         raise KnowledgeBaseError(
-            f"MetaD2A needs at least 3 tasks with >= 3 evaluated architectures each (metric "
-            f"{config.metric}, recipe {config.recipe or 'any'}); found {len(keys)}")
+            f"MetaD2A needs at least 3 tasks with >= {config.pred_min_cells} evaluated "
+            f"architectures each (metric {config.metric}, recipe {config.recipe or 'any'}"
+            f"{', without ' + ', '.join(sorted(excluded)) if excluded else ''}); found {ranked}")
     pools = kb_task_pools([tasks[k] for k in keys], extractor, source=source,
                           per_class=config.pool_per_class, seed=config.seed, cache=cache,
                           progress=progress)
@@ -213,6 +239,7 @@ def fit_generator(data: MetaTrainData, config: MetaD2AConfig, ids, *, epochs: in
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed + 1)
     model = new_generator(data.feature_dim, config)
+    ids = data.with_cells(ids, config.gen_min_cells)
     model.encoder.set_feature_stats(pooled_features(data, ids))
     pairs = top_k_targets(data, ids, config.gen_top_k)
     types = dag_batch([a for _, a in pairs])
@@ -266,6 +293,13 @@ def task_targets(data: MetaTrainData, ids, config: MetaD2AConfig) -> dict[int, t
             for t in ids}
 
 
+def _cell_draw(n: int, cap: int, gen: torch.Generator) -> torch.Tensor | slice:
+    """All of a task's ``n`` cells, or ``cap`` of them drawn afresh."""
+    if n <= cap:
+        return slice(None)
+    return torch.randperm(n, generator=gen)[:cap]
+
+
 def _rank_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Pairwise logistic loss over all ordered pairs of one task's cells."""
     diff_t = target[:, None] - target[None, :]
@@ -279,8 +313,11 @@ def _rank_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def fit_predictor(data: MetaTrainData, config: MetaD2AConfig, train_ids, val_ids=(), *,
                   epochs: int | None = None, progress: bool = False,
                   ) -> tuple[Predictor, dict[str, Any]]:
-    """Train the predictor on tasks ``train_ids``; keep the epoch best on ``val_ids``."""
+    """Train the predictor on tasks ``train_ids``; keep the epoch best on ``val_ids`` (tasks
+    with fewer than ``pred_min_cells`` cells are skipped in both)."""
     torch.manual_seed(config.seed)
+    train_ids = data.with_cells(train_ids, config.pred_min_cells)
+    val_ids = data.with_cells(val_ids, config.pred_min_cells)
     gen = torch.Generator().manual_seed(config.seed + 2)
     model = new_predictor(data.feature_dim, config)
     model.encoder.set_feature_stats(pooled_features(data, train_ids))
@@ -291,7 +328,6 @@ def fit_predictor(data: MetaTrainData, config: MetaD2AConfig, train_ids, val_ids
     epochs = epochs or config.pred_epochs
     steps = epochs * math.ceil(len(train_ids) / config.tasks_per_batch)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    train_ids = np.asarray(train_ids)
     best = {"epoch": epochs, "score": -math.inf, "state": None, "metrics": None}
     curve = []
     start = time.perf_counter()
@@ -306,12 +342,15 @@ def fit_predictor(data: MetaTrainData, config: MetaD2AConfig, train_ids, val_ids
                 feats, im, cm = encode_batch([data.pools[t] for t in batch],
                                              config.images_per_class, gen)
                 d_emb = model.embed_data(feats, im, cm)
-                g_emb = model.graph(torch.cat([types[t] for t in batch]))
-                sizes = [len(types[t]) for t in batch]
+                rows = [_cell_draw(len(types[t]), config.max_cells_per_task, gen)
+                        for t in batch]
+                cells = [types[t][r] for t, r in zip(batch, rows, strict=True)]
+                g_emb = model.graph(torch.cat(cells))
+                sizes = [len(c) for c in cells]
                 row_task = torch.repeat_interleave(torch.arange(len(batch)),
                                                    torch.tensor(sizes))
                 pred = model(d_emb[row_task], g_emb)
-                y = torch.cat([targets[t] for t in batch])
+                y = torch.cat([targets[t][r] for t, r in zip(batch, rows, strict=True)])
                 loss = pred.sum() * 0.0
                 if "mse" in config.loss:
                     loss = loss + nn.functional.mse_loss(pred, y)
