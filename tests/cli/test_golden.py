@@ -44,9 +44,12 @@ def run_case(argv: list[str], tmp: Path) -> dict:
                                    *argv, "--json", str(out)])
     assert res.exit_code == 0, res.output
     payload = json.loads(out.read_text())
-    return {"exit_code": res.exit_code,
-            "architectures": [c["architecture"] for c in payload["candidates"]],
-            "scores": [c["score"] for c in payload["candidates"]]}
+    got = {"exit_code": res.exit_code,
+           "architectures": [c["architecture"] for c in payload["candidates"]],
+           "scores": [c["score"] for c in payload["candidates"]]}
+    if "neighbours" in payload["details"]:
+        got["neighbours"] = [[n["key"], n["distance"]] for n in payload["details"]["neighbours"]]
+    return got
 
 
 def test_every_method_has_a_golden_case():
@@ -55,14 +58,26 @@ def test_every_method_has_a_golden_case():
 
 TRAINED = {"random", "rea", "fisher-nearest"}
 """Scores are validation accuracies of trained cells: summation order (thread count, CPU)
-moves them by a few of the 287 validation images, so they may also swap places."""
+moves them by a few of the 287 validation images, so they may also swap places. Measured on
+one AMD EPYC: the same cell moved by 5 images between 1 and 2 threads and by 2 with
+``ATEN_CPU_CAPABILITY=default``; 0.05 (14 images) leaves room for other CPUs and still fails
+on broken training (the scores are ~0.92)."""
+
+NEIGHBOUR_TIE = 0.03
+"""Relative Fisher distance within which two knowledge-base tasks are a near-tie. The query
+embedding comes from a probe trained for 200 SGD steps; on one AMD EPYC the distances moved by
+up to 1.4% between PyTorch's AVX2 and plain kernels, and the nearest two tasks are 1.2% apart,
+so on another CPU the nearest task (and with it every pick) may flip."""
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_search_picks_match_golden(name, tmp_path):
     golden = json.loads(GOLDEN.read_text())[name]
     got = run_case(CASES[name], tmp_path)
-    tol = 0.025 if name in TRAINED else 1e-3
+    if "neighbours" in golden and got["neighbours"][0][0] != golden["neighbours"][0][0]:
+        _assert_neighbour_near_tie(golden["neighbours"], got["neighbours"])
+        return  # the picks follow another (equally near) task; its lookup is unit-tested
+    tol = 0.05 if name in TRAINED else 1e-3
     if name in TRAINED:  # the same cells were trained (the proposals are seeded)
         assert sorted(got["architectures"]) == sorted(golden["architectures"])
     else:
@@ -77,3 +92,15 @@ def _near_tie(golden: dict, got: dict, tol: float) -> bool:
     return sorted(got["architectures"]) == sorted(golden["architectures"]) and all(
         math.isclose(a, b, rel_tol=tol, abs_tol=tol)
         for a, b in zip(sorted(got["scores"]), sorted(golden["scores"]), strict=True))
+
+
+def _assert_neighbour_near_tie(golden: list, got: list) -> None:
+    """Another nearest task is allowed only when it was within :data:`NEIGHBOUR_TIE` of the
+    recorded nearest, and every task's distance is the recorded one within that tolerance."""
+    recorded = dict(golden)
+    nearest = golden[0][1]
+    assert got[0][0] in recorded, (got, golden)
+    assert recorded[got[0][0]] <= nearest * (1 + NEIGHBOUR_TIE), (got, golden)
+    for key, distance in got:
+        if key in recorded:
+            assert math.isclose(distance, recorded[key], rel_tol=NEIGHBOUR_TIE), (key, got)
