@@ -540,3 +540,23 @@ def test_all_op_indices_are_every_cell_in_index_order():
     for i in (0, 1, 4, 5, 777, SPACE_SIZE - 1):
         assert tuple(ops[i]) == NB201Arch.from_index(i).op_indices
     assert len({tuple(r) for r in ops}) == SPACE_SIZE
+
+
+def test_pruned_cells_compute_the_same_function():
+    """Every edge that cannot reach the output is set to none; nothing else changes."""
+    cells = list(NB201Arch.enumerate_all())
+    for arch in cells:
+        p = arch.pruned()
+        assert p.canonical_form == arch.canonical_form
+        assert p.pruned() == p and set(p.edge_roles) <= {"off", "live"}
+        assert all(q == o for q, o, r in zip(p.op_indices, arch.op_indices, arch.edge_roles,
+                                             strict=True) if r == "live")
+    identity = NB201Arch.from_string(
+        "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|")
+    assert identity.edge_roles == ("dead", "dead", "dead", "live", "off", "off")
+    assert identity.pruned().to_string() == (
+        "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
+    unreached = NB201Arch.from_string(
+        "|none~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|")
+    assert unreached.edge_roles == ("off", "dead", "off", "live", "off", "off")
+    assert len({a.pruned().index for a in cells}) < len(cells)

@@ -37,7 +37,7 @@ import torch
 
 from metanas.errors import ConfigError
 from metanas.progress import Bars
-from metanas.spaces.nb201 import EDGES, NB201Arch, NB201Network, parse
+from metanas.spaces.nb201 import NB201Arch, NB201Network, parse
 from metanas.tasks import Task
 from metanas.training.recipes import Recipe
 from metanas.training.trainer import (
@@ -136,19 +136,11 @@ def dead_edges(arch: NB201Arch | str) -> dict[str, int]:
 
 
 def _edge_roles(arch: NB201Arch) -> tuple[dict[str, int], dict[str, int]]:
-    reached, executed = {0}, []
-    for (to, src), op in zip(EDGES, arch.ops, strict=True):  # EDGES is in node order
-        if op != "none" and src in reached:
-            reached.add(to)
-            executed.append((to, src, op))
-    useful = {EDGES[-1][0]}  # nodes with a path to the output node
-    for to, src, _ in reversed(executed):
-        if to in useful:
-            useful.add(src)
     counts, dead = dict.fromkeys(STEP_COST_OPS, 0), dict.fromkeys(STEP_COST_OPS, 0)
-    for to, _, op in executed:
-        counts[op] += 1
-        dead[op] += to not in useful
+    for op, role in zip(arch.ops, arch.edge_roles, strict=True):
+        if role != "off":
+            counts[op] += 1
+            dead[op] += role == "dead"
     return counts, dead
 
 

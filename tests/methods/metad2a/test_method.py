@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import save_file
 
 import metanas
-from metanas.data import load_dataset
+from metanas.data import from_arrays, load_dataset
 from metanas.errors import CheckpointError, ConfigError, DatasetError, KnowledgeBaseError
 from metanas.kb import KnowledgeBase
 from metanas.methods.metad2a import FeatureExtractor, MetaD2AConfig, MetaD2AMethod, SmallResNet
@@ -58,7 +58,8 @@ def test_search_through_api_returns_unique_valid_cells(checkpoint):
     scores = [c.score for c in result.candidates]
     assert scores == sorted(scores, reverse=True)
     assert result.details["generation"]["unique"] == 40
-    assert set(result.timings) == {"encode_seconds", "generate_seconds", "rank_seconds"}
+    assert set(result.timings) == {"encode_seconds", "generate_seconds", "rank_seconds",
+                                   "rerank_seconds"}
     again = metanas.search("digits", method="metad2a", checkpoint=checkpoint, top=7, seed=0,
                            options={"candidates": 40, "resamples": 3})
     assert [c.arch for c in again.candidates] == [c.arch for c in result.candidates]
@@ -66,16 +67,52 @@ def test_search_through_api_returns_unique_valid_cells(checkpoint):
 
 def test_exhaustive_scores_agree_with_generate_mode(model):
     ds = load_dataset("digits")
-    gen = model.search(ds, top=15, seed=1, candidates=30, resamples=4)
+    plain = {"pruned": False, "rerank": ""}
+    gen = model.search(ds, top=15, seed=1, candidates=30, resamples=4, **plain)
     every = model.score_all(ds, seed=1, resamples=4)
     assert every.shape == (SPACE_SIZE,)
     for c in gen.candidates:
         assert c.score == pytest.approx(every[NB201Arch.from_string(c.arch).index], abs=1e-4)
-    ex = model.search(ds, top=5, seed=1, resamples=4, mode="exhaustive")
+    ex = model.search(ds, top=5, seed=1, resamples=4, mode="exhaustive", **plain)
     assert ex.details["scored"] == SPACE_SIZE
     connected = [a.index for a in NB201Arch.enumerate_all() if a.is_connected]
     assert ex.candidates[0].score == pytest.approx(every[connected].max(), abs=1e-5)
     assert ex.candidates[0].score >= gen.candidates[0].score - 1e-5
+
+
+def test_cells_are_scored_by_their_pruned_form(model):
+    ds = load_dataset("digits")
+    every = model.score_all(ds, seed=1, resamples=4)
+    for mode in ("generate", "exhaustive"):
+        res = model.search(ds, top=10, seed=1, candidates=30, resamples=4, mode=mode,
+                           rerank="")
+        assert res.details["pruned"] is True
+        for c in res.candidates:
+            pruned = NB201Arch.from_string(c.arch).pruned()
+            assert c.score == pytest.approx(every[pruned.index], abs=1e-4)
+
+
+def test_proxies_re_rank_the_predictors_shortlist(model):
+    ds = load_dataset("digits")
+    plain = model.search(ds, top=6, seed=0, candidates=30, resamples=2, rerank="")
+    voted = model.search(ds, top=6, seed=0, candidates=30, resamples=2, rerank="nwot",
+                         shortlist=4)
+    assert voted.details["rerank"] == ["nwot"] and "rerank_seconds" in voted.timings
+    head = [c.arch for c in plain.candidates]
+    assert sorted(c.arch for c in voted.candidates[:4]) == sorted(head[:4])
+    assert [c.arch for c in voted.candidates[4:]] == head[4:]
+    assert all(np.isfinite(c.extra["nwot"]) for c in voted.candidates[:4])
+    scores = [c.score for c in voted.candidates[:4]]
+    assert scores == sorted(scores, reverse=True)
+    # the best by both the predictor and nwot wins the vote
+    best_nwot = max(voted.candidates[:4], key=lambda c: c.extra["nwot"]).arch
+    if best_nwot == head[0]:
+        assert voted.candidates[0].arch == head[0]
+    constant = from_arrays(np.full((40, 8, 8), 7, np.uint8),
+                                        np.repeat(np.arange(4), 10), name="constant")
+    flat = model.search(constant, top=3, seed=0, candidates=20, resamples=2)
+    assert flat.details["rerank"] == [] and flat.details["rerank_skipped"]
+    assert len(flat.candidates) == 3
 
 
 def test_checkpoint_round_trip_gives_identical_predictions(model, checkpoint):

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from metanas.data import ImageDataset
-from metanas.errors import CheckpointError, first_line
+from metanas.errors import CheckpointError, DatasetError, first_line
+from metanas.features.zero_cost import check_proxies
 from metanas.methods.checkpoints import check_shapes, meta_json, read_checkpoint, write_checkpoint
 from metanas.methods.interface import Budget, Candidate, MetaLearnedMethod, SearchResult
 from metanas.methods.metad2a.data import class_pools, dataset_pool_images, sample_sets
@@ -47,6 +48,7 @@ from metanas.methods.metad2a.training import (
     split_tasks,
 )
 from metanas.methods.options import MetaD2AOptions, check_value
+from metanas.methods.rerank import proxy_task, rerank_shortlist, zero_cost_config
 from metanas.spaces.nb201 import SPACE_SIZE, NB201Arch
 from metanas.tasks import proxy_resolution
 from metanas.threads import single_threaded
@@ -62,6 +64,12 @@ def _all_cells() -> tuple[list[NB201Arch], np.ndarray]:
     connected; built once per process."""
     cells = list(NB201Arch.enumerate_all())
     return cells, np.array([a.is_connected for a in cells])
+
+
+@functools.cache
+def _pruned_index() -> np.ndarray:
+    """Index of each cell's pruned form (:meth:`NB201Arch.pruned`), by cell index."""
+    return np.array([a.pruned().index for a in _all_cells()[0]])
 
 
 class MetaD2AMethod(MetaLearnedMethod):
@@ -198,14 +206,27 @@ class MetaD2AMethod(MetaLearnedMethod):
         temperature: float,
         z_scale: float,
         resolution: int | None,
+        pruned: bool,
+        rerank: str,
+        shortlist: int,
+        rerank_size: str,
+        rerank_resolution: int,
     ) -> SearchResult:
         """Generate ``candidates`` cells (or take all, ``mode="exhaustive"``) and rank them by
         the predictor averaged over ``resamples`` image sets. ``temperature`` scales the
-        decoder's node-type softmax; ``z_scale`` > 0 also samples the latent around its mean."""
+        decoder's node-type softmax; ``z_scale`` > 0 also samples the latent around its mean.
+        ``pruned``: each cell is scored by :meth:`NB201Arch.pruned` (its graph encoder reads
+        ops, so a cell whose convolutions never reach the output would otherwise be scored for
+        them). ``rerank``: zero-cost proxies on the dataset's own images re-order the
+        predictor's best ``shortlist`` cells by a rank vote with its order
+        (:mod:`metanas.methods.rerank`, as the value network does)."""
+        proxies = check_proxies(rerank) if rerank else ()
+        zc_config = zero_cost_config(rerank_size, seed, self.name) if proxies else None
+        want = max(top, shortlist) if proxies else top
         t0 = time.perf_counter()
         resolution = resolution or self.task_resolution(dataset)
         details: dict[str, Any] = {"mode": mode, "resamples": resamples,
-                                   "resolution": resolution}
+                                   "resolution": resolution, "pruned": pruned}
         with single_threaded():  # small networks: threads only wait on a busy machine
             pools = self.encode(dataset, seed=seed, resolution=resolution)
             sets = self.image_sets(pools, resamples, seed)
@@ -216,30 +237,45 @@ class MetaD2AMethod(MetaLearnedMethod):
                                               temperature=temperature, z_scale=z_scale)
                 details["generation"] = stats
                 t_gen = time.perf_counter()
-                scores = predict_scores(self.predictor, sets, dag_batch(cells))
+                scored = [a.pruned() for a in cells] if pruned else cells
+                scores = predict_scores(self.predictor, sets, dag_batch(scored))
                 order = np.argsort(-scores, kind="stable")
                 ranked = [(cells[i], float(scores[i])) for i in order]
             else:
                 t_gen = time.perf_counter()
                 scores = predict_scores(self.predictor, sets, None, self.all_graph_embeddings())
                 cells, connected = _all_cells()
+                if pruned:
+                    scores = scores[_pruned_index()]
                 ranked, seen = [], set()
                 for i in np.argsort(-scores, kind="stable"):
                     arch = cells[i]
                     if connected[i] and arch.canonical_form not in seen:
                         seen.add(arch.canonical_form)
                         ranked.append((arch, float(scores[i])))
-                        if len(ranked) >= top:
+                        if len(ranked) >= want:
                             break
             t_rank = time.perf_counter()
         details["scored"] = int(len(scores))
         out = [Candidate(a.to_string(), s, {"rank_among_scored": r + 1})
-               for r, (a, s) in enumerate(ranked[:top])]
+               for r, (a, s) in enumerate(ranked[:want])]
+        details["rerank"], details["rerank_skipped"] = list(proxies), None
+        if proxies:
+            try:
+                task = proxy_task(dataset, zc_config, rerank_resolution)
+                out = rerank_shortlist(out[:shortlist], task, proxies, zc_config,
+                                       rerank_resolution) + [
+                    Candidate(c.arch, 0.0, {"value": c.score, **c.extra})
+                    for c in out[shortlist:]]
+            except DatasetError as exc:  # e.g. constant images: keep the predictor's order
+                details["rerank"], details["rerank_skipped"] = [], str(exc)
+            out = out[:top]
+        t_vote = time.perf_counter()
         return SearchResult(
             method=self.name, dataset=dataset.name, candidates=out,
-            search_seconds=t_rank - t0,
+            search_seconds=t_vote - t0,
             timings={"encode_seconds": t_enc - t0, "generate_seconds": t_gen - t_enc,
-                     "rank_seconds": t_rank - t_gen},
+                     "rank_seconds": t_rank - t_gen, "rerank_seconds": t_vote - t_rank},
             details=details,
         )
 

@@ -37,6 +37,7 @@ from metanas.methods.interface import (
     config_from_options,
 )
 from metanas.methods.options import ValueNetOptions
+from metanas.methods.rerank import rerank_shortlist, zero_cost_config
 from metanas.methods.value_net.budget import budget_rank
 from metanas.methods.value_net.data import (
     FIDELITY_NAMES,
@@ -52,7 +53,6 @@ from metanas.methods.value_net.model import (
     _all_one_hots,
     _pairwise_rank_loss,
 )
-from metanas.methods.value_net.rerank import _rerank, _zero_cost_config
 from metanas.spaces.nb201 import NUM_EDGES, NUM_OPS, SPACE_SIZE, NB201Arch
 from metanas.tasks import make_task, proxy_resolution
 from metanas.threads import single_threaded
@@ -259,7 +259,7 @@ class ValueNetMethod(MetaLearnedMethod):
         budget_step_seconds: float | None,
     ) -> SearchResult:
         proxies = check_proxies(rerank) if rerank else ()
-        zc_config = _zero_cost_config(rerank_size, seed) if proxies else None
+        zc_config = zero_cost_config(rerank_size, seed) if proxies else None
         weights = self.rerank_weights(proxies, rerank_weights) if proxies else None
         targets = ([self.target_fidelity(x) for x in ("full", "proxy")] if fidelity == "mix"
                    else [self.target_fidelity(fidelity)])
@@ -321,7 +321,7 @@ class ValueNetMethod(MetaLearnedMethod):
         rerank_skipped = None
         if proxies:
             try:  # the first ``n_vote`` cells are re-ordered; the rest keep their order
-                candidates = _rerank(candidates[:n_vote], task, proxies, zc_config,
+                candidates = rerank_shortlist(candidates[:n_vote], task, proxies, zc_config,
                                      rerank_resolution, weights) + [
                     Candidate(c.arch, 0.0, {"value": c.score}) for c in candidates[n_vote:]]
             except DatasetError as exc:  # e.g. constant images: no signal, keep the network's

@@ -282,6 +282,32 @@ class NB201Arch:
         return "+".join(out) if out else "0"
 
     @cached_property
+    def edge_roles(self) -> tuple[str, ...]:
+        """Per edge (``EDGES`` order): ``off`` (``none``, or its source is never reached from
+        the input, so the network skips it), ``dead`` (it runs, but no path takes its output to
+        the cell's output) or ``live``."""
+        reached, executed = {0}, []
+        for e, ((to, src), op) in enumerate(zip(EDGES, self.ops, strict=True)):
+            if op != "none" and src in reached:  # EDGES is in node order
+                reached.add(to)
+                executed.append((e, to, src))
+        useful = {NUM_NODES - 1}  # nodes with a path to the output node
+        for _, to, src in reversed(executed):
+            if to in useful:
+                useful.add(src)
+        roles = ["off"] * NUM_EDGES
+        for e, to, _ in executed:
+            roles[e] = "live" if to in useful else "dead"
+        return tuple(roles)
+
+    def pruned(self) -> NB201Arch:
+        """The same function with every edge that cannot affect the output set to ``none``:
+        a predictor that reads ops then scores the cell by what it computes."""
+        ops = tuple(o if r == "live" else 0
+                    for o, r in zip(self.op_indices, self.edge_roles, strict=True))
+        return self if ops == self.op_indices else NB201Arch(ops)
+
+    @cached_property
     def nb201_unique_form(self) -> str:
         """NB201's isomorphism string (15,625 cells -> 6,466 classes), for comparison only."""
         nodes = ["x"]
