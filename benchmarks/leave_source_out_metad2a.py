@@ -96,8 +96,10 @@ def main() -> None:
     modes = {f"{m}{label}": {"mode": m, **opts} for m in ("generate", "exhaustive")
              for label, opts in ((", as written", {"pruned": False, "rerank": ""}),
                                  (", pruned", {"pruned": True, "rerank": ""}),
-                                 (", pruned, nwot re-rank of 5", {"pruned": True,
-                                                                  "rerank": "nwot"}))}
+                                 *((f", pruned, {r} re-rank of {n}",
+                                    {"pruned": True, "rerank": r, "shortlist": n})
+                                   for r, n in (("nwot", 5), ("nwot", 10), ("nwot", 30),
+                                                ("nwot,zico", 10), ("nwot,zico", 30))))}
     rows = []
     if not args.skip_shipped:
         shipped = load_method("metad2a")

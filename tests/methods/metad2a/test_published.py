@@ -107,3 +107,17 @@ def test_dense_tasks_are_subsampled_per_step():
     assert _cell_draw(10, 512, gen) == slice(None)
     draw = _cell_draw(15_625, 512, gen)
     assert len(draw) == 512 and len(set(draw.tolist())) == 512
+
+
+def test_pruned_inputs_show_the_predictor_what_a_cell_computes():
+    from metanas.methods.metad2a.graph import dag_batch
+    from metanas.methods.metad2a.training import predictor_inputs
+
+    dead = NB201Arch.from_string(
+        "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|")
+    cells = [dead, NB201Arch.sample(3)]
+    as_written = predictor_inputs(cells, MetaD2AConfig(**TINY))
+    pruned = predictor_inputs(cells, MetaD2AConfig(**TINY, pruned_inputs=True))
+    assert torch.equal(as_written, dag_batch(cells))
+    assert torch.equal(pruned, dag_batch([c.pruned() for c in cells]))
+    assert not torch.equal(pruned[0], as_written[0])

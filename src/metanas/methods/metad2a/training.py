@@ -102,6 +102,9 @@ class MetaD2AConfig:
     pred_min_cells: int = 2
     """Tasks with at least this many measured cells teach the predictor (one cell has no
     order within its task)."""
+    pruned_inputs: bool = False
+    """The predictor reads each measured cell as its pruned form (:meth:`NB201Arch.pruned`), as
+    a search with ``pruned`` scores it."""
     max_cells_per_task: int = 512
     """Cells of one task in one predictor step, drawn afresh each step: a dense table
     (15,625 cells) would otherwise dominate its batch and the step's cost."""
@@ -282,6 +285,11 @@ def new_predictor(feature_dim: int, c: MetaD2AConfig) -> Predictor:
                      inducing=c.inducing, ln=c.layer_norm, task_aware=c.task_aware)
 
 
+def predictor_inputs(archs: list[NB201Arch], config: MetaD2AConfig) -> torch.Tensor:
+    """The predictor's graph input of measured cells (pruned with ``pruned_inputs``)."""
+    return dag_batch([a.pruned() for a in archs] if config.pruned_inputs else archs)
+
+
 def task_targets(data: MetaTrainData, ids, config: MetaD2AConfig) -> dict[int, torch.Tensor]:
     if config.target == "zscore":
         return {int(t): torch.tensor((data.accuracy[t] - data.accuracy[t].mean())
@@ -322,7 +330,7 @@ def fit_predictor(data: MetaTrainData, config: MetaD2AConfig, train_ids, val_ids
     model = new_predictor(data.feature_dim, config)
     model.encoder.set_feature_stats(pooled_features(data, train_ids))
     targets = task_targets(data, train_ids, config)
-    types = {int(t): dag_batch(data.archs[t]) for t in train_ids}
+    types = {int(t): predictor_inputs(data.archs[t], config) for t in train_ids}
     opt = torch.optim.AdamW(model.parameters(), lr=config.pred_lr,
                             weight_decay=config.weight_decay)
     epochs = epochs or config.pred_epochs
@@ -402,7 +410,7 @@ def evaluate_predictor(model: Predictor, data: MetaTrainData, ids,
     per_task = []
     for t in ids:
         sets = sample_sets(data.pools[t], config.images_per_class, config.eval_resamples, gen)
-        pred = predict_scores(model, sets, dag_batch(data.archs[t]))
+        pred = predict_scores(model, sets, predictor_inputs(data.archs[t], config))
         acc = data.accuracy[t]
         rec = {"task": data.task_keys[t], "n": len(acc), **ranking_metrics(pred, acc)}
         per_task.append(rec)
