@@ -103,11 +103,13 @@ def main() -> None:
     rows = []
     if not args.skip_shipped:
         shipped = load_method("metad2a")
+        # "KB v1" in docs/results/leave_in16_out_metad2a.json: measured before combined-v2
+        shipped_name = f"shipped checkpoint ({shipped.info.get('tasks')} tasks)"
         for seed in seeds:
             for label, opts in modes.items():
                 res = shipped.search(data, top=30, seed=seed, resolution=args.resolution,
                                      **opts)
-                rows.append(picks_row(f"shipped (KB v1), {label}", seed, res, truth))
+                rows.append(picks_row(f"{shipped_name}, {label}", seed, res, truth))
     for seed in seeds:
         model, meta_s = meta_trained(kb_path, {**options, "seed": seed}, str(standin),
                                      Path(args.cache))

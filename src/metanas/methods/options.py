@@ -254,8 +254,9 @@ class MetaD2AOptions(SearchOptions):
     pruned: bool = option(True, "score each cell by its pruned form (edges that cannot reach "
                           "the output set to none), so cells computing one function score alike")
     rerank: str = option("nwot", "zero-cost proxies that re-rank the shortlist (empty: off)")
-    shortlist: int = option(5, "cells re-ranked by the proxies (the predictor's best; the "
-                            "rest follow in its order)", min=1, max=15625)
+    shortlist: int = option(30, "cells re-ranked by the proxies (the predictor's best, as "
+                            "the paper trains its top 30; the rest follow in its order)", min=1,
+                            max=15625)
     rerank_size: str = option("8,1", "C,N of the network the proxies score")
     rerank_resolution: int = option(16, "image side the proxies see", min=4, max=512)
 
