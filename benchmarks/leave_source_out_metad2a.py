@@ -72,6 +72,8 @@ def main() -> None:
     ap.add_argument("--cache", default="runs/leave-out-checkpoints")
     ap.add_argument("--out", default="docs/results/leave_in16_out_metad2a")
     ap.add_argument("--skip-shipped", action="store_true")
+    ap.add_argument("--only-shipped", action="store_true",
+                    help="search with the shipped checkpoint only (nothing meta-trained)")
     args = ap.parse_args()
 
     shared = shared_datasets_dir()
@@ -110,7 +112,7 @@ def main() -> None:
                 res = shipped.search(data, top=30, seed=seed, resolution=args.resolution,
                                      **opts)
                 rows.append(picks_row(f"{shipped_name}, {label}", seed, res, truth))
-    for seed in seeds:
+    for seed in [] if args.only_shipped else seeds:
         model, meta_s = meta_trained(kb_path, {**options, "seed": seed}, str(standin),
                                      Path(args.cache))
         for label, opts in modes.items():
