@@ -56,7 +56,6 @@ from metanas.methods.value_net.model import (
 from metanas.spaces.nb201 import NUM_EDGES, NUM_OPS, SPACE_SIZE, NB201Arch
 from metanas.tasks import make_task, proxy_resolution
 from metanas.threads import single_threaded
-from metanas.training.budget import dead_edges
 from metanas.training.fit import fit_resolution
 from metanas.version import __version__
 
@@ -308,7 +307,7 @@ class ValueNetMethod(MetaLearnedMethod):
             arch = NB201Arch.from_index(int(i))
             if not arch.is_connected or arch.canonical_form in seen:
                 continue
-            if train_budget is not None and any(dead_edges(arch).values()):
+            if train_budget is not None and "dead" in arch.edge_roles:
                 # scored for convolutions that never reach the output (docs/value_net.md)
                 spare.append(Candidate(arch.to_string(), float(score)))
                 continue
