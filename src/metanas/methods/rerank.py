@@ -15,13 +15,14 @@ from metanas.training.trainer import resize
 __all__ = ["proxy_task", "rerank_shortlist", "zero_cost_config"]
 
 
-def zero_cost_config(size: str, seed: int, method: str = "value-net") -> ZeroCostConfig:
-    """The proxies' network from a ``"C,N"`` option."""
+def zero_cost_config(size: str, seed: int, method: str = "value-net",
+                     batch_size: int = 64) -> ZeroCostConfig:
+    """The proxies' network from a ``"C,N"`` option, scored on ``batch_size`` images."""
     try:
         c, n = (int(v) for v in str(size).split(","))
     except ValueError:
         raise ConfigError(f"{method} rerank_size must be 'C,N' (e.g. 8,1), got {size!r}") from None
-    return ZeroCostConfig(C=c, N=n, seed=seed)
+    return ZeroCostConfig(C=c, N=n, seed=seed, batch_size=batch_size)
 
 
 def proxy_task(dataset: ImageDataset, config: ZeroCostConfig, resolution: int) -> Task:

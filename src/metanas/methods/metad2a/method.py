@@ -211,6 +211,7 @@ class MetaD2AMethod(MetaLearnedMethod):
         shortlist: int,
         rerank_size: str,
         rerank_resolution: int,
+        rerank_batch: int,
     ) -> SearchResult:
         """Generate ``candidates`` cells (or take all, ``mode="exhaustive"``) and rank them by
         the predictor averaged over ``resamples`` image sets. ``temperature`` scales the
@@ -221,7 +222,8 @@ class MetaD2AMethod(MetaLearnedMethod):
         predictor's best ``shortlist`` cells by a rank vote with its order
         (:mod:`metanas.methods.rerank`, as the value network does)."""
         proxies = check_proxies(rerank) if rerank else ()
-        zc_config = zero_cost_config(rerank_size, seed, self.name) if proxies else None
+        zc_config = (zero_cost_config(rerank_size, seed, self.name, rerank_batch) if proxies
+                     else None)
         want = max(top, shortlist) if proxies else top
         t0 = time.perf_counter()
         resolution = resolution or self.task_resolution(dataset)

@@ -251,6 +251,7 @@ class ValueNetMethod(MetaLearnedMethod):
         shortlist: int,
         rerank_size: str,
         rerank_resolution: int,
+        rerank_batch: int,
         rerank_weights: str,
         train_budget: float | None,
         budget_shortlist: int,
@@ -258,7 +259,8 @@ class ValueNetMethod(MetaLearnedMethod):
         budget_step_seconds: float | None,
     ) -> SearchResult:
         proxies = check_proxies(rerank) if rerank else ()
-        zc_config = zero_cost_config(rerank_size, seed) if proxies else None
+        zc_config = (zero_cost_config(rerank_size, seed, self.name, rerank_batch) if proxies
+                     else None)
         weights = self.rerank_weights(proxies, rerank_weights) if proxies else None
         targets = ([self.target_fidelity(x) for x in ("full", "proxy")] if fidelity == "mix"
                    else [self.target_fidelity(fidelity)])
