@@ -13,7 +13,7 @@ Sizes: ``16x5`` (NB201's C=16, N=5, what NASLib used) and a small proxy network 
 processed in a seeded random order of the 724; ``--cells`` / ``--small-cells`` cap how many per
 size (the first K of that order, so a capped run is a random subset). Every cell's scores are
 appended to docs/results/zero_cost_reference_cells.jsonl as it is done; a rerun skips cells
-already there (resumable). Writes docs/results/zero_cost_reference.json and .png.
+already there (resumable), and scores a cached cell only for proxies added since. Writes docs/results/zero_cost_reference.json and .png.
 
 Per proxy and size: Spearman of our score against NASLib's score, our Spearman against
 ``val_acc`` next to NASLib's own Spearman against ``val_acc`` on the same cells, seconds per cell;
@@ -87,15 +87,21 @@ def compute(rows, jobs, task, batch_size, seed, done) -> None:
         x, y = proxy_batch(task, batch_size, job_seed)
         config = ZeroCostConfig(C=C, N=N, batch_size=batch_size, seed=job_seed)
         todo = [rows[i]["arch"] for i in order[:cap]]
-        todo = [a for a in todo if (size, a) not in done]
+        # a cached cell scored before a proxy was added gets just the missing ones
+        todo = [a for a in todo if set(PROXIES) - set(done.get((size, a), {}).get("scores", {}))]
         total, t0, last = len(todo), time.time(), 0.0
         print(f"[{size}] {cap - total} cells cached, {total} to score", flush=True)
         for i, arch in enumerate(todo, 1):
-            r = score_cell(parse(arch), x, y, num_classes=task.num_classes, config=config,
-                           checked=i > 1)
-            rec = {"size": size, "arch": arch, "seed": job_seed, "scores": r["scores"],
-                   "seconds": r["seconds"], "seconds_total": r["seconds_total"],
-                   "nonfinite": r["nonfinite"]}
+            old = done.get((size, arch), {"scores": {}, "seconds": {}, "seconds_total": 0.0,
+                                          "nonfinite": []})
+            missing = [p for p in PROXIES if p not in old["scores"]]
+            r = score_cell(parse(arch), x, y, num_classes=task.num_classes, proxies=missing,
+                           config=config, checked=i > 1)
+            rec = {"size": size, "arch": arch, "seed": job_seed,
+                   "scores": {**old["scores"], **r["scores"]},
+                   "seconds": {**old["seconds"], **r["seconds"]},
+                   "seconds_total": old["seconds_total"] + r["seconds_total"],
+                   "nonfinite": old["nonfinite"] + r["nonfinite"]}
             with open(CACHE, "a") as f:
                 f.write(json.dumps(rec) + "\n")
             done[(size, arch)] = rec

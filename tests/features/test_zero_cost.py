@@ -148,3 +148,29 @@ def test_value_net_rerank_weights_option():
     for bad in ("1,1,1", "a,b", "1,-1", "0,0"):  # the default vote: the network, then nwot
         with pytest.raises(ConfigError, match="rerank_weights"):
             api.search("digits", top=3, options={"rerank_weights": bad})
+
+
+def test_meco_sums_min_eigenvalues_of_channel_correlations(task):
+    """MeCo by numpy on the first image's feature maps of every module (a constant channel's
+    undefined correlations count as 0) equals the proxy; each term lies in [0, 1]; label-free."""
+    x, y = proxy_batch(task, 16, 0)
+    got = score_cell(MIXED, x, torch.zeros_like(y), num_classes=10, proxies="meco",
+                     config=TINY)["scores"]["meco"]
+    torch.manual_seed(TINY.seed)
+    net = NB201Network(MIXED, C=4, N=1, in_channels=task.channels, num_classes=10)
+    maps = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: maps.append(out[0].detach().numpy()))
+             for m in net.modules()]
+    with torch.no_grad():
+        net(x)
+    for h in hooks:
+        h.remove()
+    terms = []
+    for fm in maps:
+        if fm.ndim == 3 and fm.shape[1] * fm.shape[2] > 1:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                corr = np.nan_to_num(np.corrcoef(fm.reshape(len(fm), -1).astype(np.float64)),
+                                     nan=0.0, posinf=0.0, neginf=0.0)
+            terms.append(np.linalg.eigvalsh(corr)[0])
+    assert len(terms) > 10 and all(-1e-9 <= t <= 1 + 1e-9 for t in terms)
+    assert got == pytest.approx(sum(terms), rel=1e-4, abs=1e-6)

@@ -26,6 +26,10 @@ Proxies (``w``: the weights of every Conv2d and Linear layer; ``L``: mean cross-
 * ``zico`` (Li et al. ICLR 2023): the batch split into ``zico_batches`` parts;
   ``sum_layers log(sum_weights mean|g| / std g)`` over the parts' gradients (weights whose
   gradient does not vary are left out; a layer whose sum is 0 adds nothing).
+* ``meco`` (Jiang et al. NeurIPS 2023): ``sum_layers min eig P_l`` with ``P_l`` the Pearson
+  correlation matrix between the channels of the first image's feature map at the output of
+  every module that outputs one (4-D, more than one pixel), undefined correlations (a constant
+  channel) set to 0, as the authors' code does; one forward pass.
 * ``params``, ``flops``: :func:`~metanas.spaces.nb201.count_params` and
   :func:`~metanas.spaces.nb201.count_macs` (multiply-accumulates of one image), raw counts.
 
@@ -69,12 +73,13 @@ __all__ = [
 ]
 
 PROXIES: tuple[str, ...] = (
-    "nwot", "synflow", "snip", "grad_norm", "jacov", "fisher", "grasp", "zico", "params", "flops",
+    "nwot", "synflow", "snip", "grad_norm", "jacov", "fisher", "grasp", "zico", "meco", "params",
+    "flops",
 )
 """Every proxy, in the order results list them."""
 DATA_FREE = frozenset({"synflow", "params", "flops"})
 """Proxies that do not look at the images."""
-LABEL_FREE = DATA_FREE | {"nwot", "jacov"}
+LABEL_FREE = DATA_FREE | {"nwot", "jacov", "meco"}
 """Proxies that do not use the labels."""
 MIN_RESOLUTION = 4
 """The NB201 skeleton halves the image twice; below 4 px its last shortcut pool has no input."""
@@ -221,6 +226,7 @@ def score_cell(
         run(("jacov",), lambda: {"jacov": _jacov(unchanged(), x)})
         run(("grasp",), lambda: {"grasp": _grasp(fresh(), x, y)})
         run(("zico",), lambda: {"zico": _zico(unchanged(), x, y, config.zico_batches)})
+        run(("meco",), lambda: {"meco": _meco(unchanged(), x)})
         run(("params", "flops"), lambda: _size(unchanged(), x, "flops" in names))
     nonfinite = [p for p in names if not math.isfinite(scores[p])]
     for p in nonfinite:
@@ -416,6 +422,27 @@ def _zico(net: nn.Module, x: torch.Tensor, y: torch.Tensor, parts: int) -> float
         if ratio > 0:
             total += math.log(ratio)
     return total
+
+
+def _meco(net: nn.Module, x: torch.Tensor) -> float:
+    values: list[torch.Tensor] = []
+
+    def min_eig(_mod, _inp, out) -> None:
+        if not isinstance(out, torch.Tensor) or out.ndim != 4 or out.shape[-2:].numel() < 2:
+            return
+        maps = out[0].detach().reshape(out.shape[1], -1).double()
+        corr = torch.nan_to_num(torch.corrcoef(maps), nan=0.0, posinf=0.0, neginf=0.0)
+        values.append(torch.linalg.eigvalsh(corr)[0])
+
+    hooks = [m.register_forward_hook(min_eig) for m in net.modules()]
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    total = torch.stack(values) if values else torch.zeros(1, dtype=torch.float64)
+    return float(total[torch.isfinite(total)].sum())
 
 
 def rank_vote(results: Sequence[dict[str, Any]], proxies: Sequence[str],
