@@ -218,3 +218,24 @@ def test_global_prior_can_average_over_the_tasks_of_the_matching_resolution(tmp_
     method.info.pop("prior_by_resolution")
     with pytest.raises(CheckpointError, match="meta-train it again"):
         method.search(big, resolution="match")
+
+
+def test_global_prior_lets_each_source_vote_once():
+    """Thirty tasks of a big source prefer cell 1, one dense task of another prefers cell 2: pooled,
+    the big source decides; by source vote each counts once, and cell 2 (second in the big
+    source, first in the other) wins. One source: the pooled prior, unchanged."""
+    from metanas.kb.views import top_architectures
+    from metanas.methods.transfer import TransferConfig, _prior
+
+    a, b, c = CELLS[:3]
+    table = {f"big{i}": {a: 0.9, b: 0.8, c: 0.1} for i in range(30)}
+    table["dense"] = {a: 0.1, b: 0.9, c: 0.5, CELLS[3]: 0.5, CELLS[4]: 0.5}
+    sources = {k: ("big" if k.startswith("big") else "table") for k in table}
+    config = TransferConfig()
+    pooled, _, _ = _prior(table, config)
+    assert pooled[0][0] == a
+    voted, min_tasks, _ = _prior(table, config, sources)
+    assert voted[0][0] == b and min_tasks == 1
+    assert voted[0][2] == 31  # tasks that measured it, over both sources
+    one = {k: v for k, v in table.items() if k.startswith("big")}
+    assert _prior(one, config, sources)[0] == top_architectures(one, 50, min_tasks=8)

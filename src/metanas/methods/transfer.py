@@ -13,7 +13,8 @@ Fisher information (:mod:`metanas.features.fisher`).
   time counts towards ``search_seconds`` and the seconds budget.
 * ``nearest-best`` hands out the best measured cell of the nearest KB task (no training).
 * ``global-prior`` hands out the cell best on average over the KB (highest shrunken mean
-  per-task z-score among cells measured on at least ``min_tasks`` tasks; no task input).
+  per-task z-score among cells measured on at least ``min_tasks`` tasks; with several sources
+  each source votes once; no task input).
 
 The three share one checkpoint format ("metanas.transfer/1", safetensors): the config, the probe
 config and its hash, every KB task's top cells (JSON metadata), the global prior and, when
@@ -194,11 +195,34 @@ def embed_kb_tasks(entries: list[KBTask], rows: dict[str, dict], probe: ProbeCon
     return kept, np.stack(vectors), skipped
 
 
-def _prior(table: dict, config: TransferConfig) -> tuple[list[tuple[str, float, int]], int, int]:
-    """The ranked global prior of ``table``, the min_tasks it used, and the tasks it counted."""
+def _prior(table: dict, config: TransferConfig, sources: dict[str, str] | None = None,
+           ) -> tuple[list[tuple[str, float, int]], int, int]:
+    """The ranked global prior of ``table``, the min_tasks it used, and the tasks it counted.
+
+    One source: the shrunken mean per-task z-score over cells measured on ``min_tasks`` tasks.
+    Several (``sources``: task key -> source): **each source votes once**: a cell's score is
+    the mean over sources of its score within each source (0, the average, where a source did
+    not measure it), with ``min_tasks`` (default 1) applied within a source. Pooling tasks
+    instead would let the source with most tasks decide (MetaD2A's 3,031 one- or two-cell
+    tasks against one dense 200-epoch table), and a quarter of all tasks is a count no cell of
+    a sparse source reaches."""
     n_tasks = len([t for t in table.values() if len(t) >= 2])
-    min_tasks = config.min_tasks or min(max(2, math.ceil(n_tasks / 4)), max(n_tasks, 1))
-    return top_architectures(table, config.prior_size, min_tasks=min_tasks), min_tasks, n_tasks
+    groups: dict[str, dict] = {}
+    for key, accs in table.items():
+        groups.setdefault((sources or {}).get(key, ""), {})[key] = accs
+    if len(groups) < 2:
+        min_tasks = config.min_tasks or min(max(2, math.ceil(n_tasks / 4)), max(n_tasks, 1))
+        return top_architectures(table, config.prior_size, min_tasks=min_tasks), min_tasks, n_tasks
+    min_tasks = config.min_tasks or 1
+    score: dict[str, float] = {}
+    count: dict[str, int] = {}
+    for sub in groups.values():
+        every = sum(len(accs) for accs in sub.values())  # all of the source's cells
+        for arch, value, tasks in top_architectures(sub, every, min_tasks=min_tasks):
+            score[arch] = score.get(arch, 0.0) + value / len(groups)
+            count[arch] = count.get(arch, 0) + tasks
+    ranked = sorted(score, key=lambda a: (-score[a], a))[: config.prior_size]
+    return [(a, score[a], count[a]) for a in ranked], min_tasks, n_tasks
 
 
 # ----- the shared base ------------------------------------------------------------------------
@@ -228,7 +252,8 @@ class TransferMethod(MetaLearnedMethod):
         config = TransferConfig.from_options(options)
         cache = check_value("the transfer methods", "cache", bool, cache, {})
         entries, rows, table = kb_task_entries(kb, config)
-        prior, min_tasks, n_tasks = _prior(table, config)
+        sources = {k: str(rows[k].get("source") or "") for k in table}
+        prior, min_tasks, n_tasks = _prior(table, config, sources)
         if not prior:
             raise KnowledgeBaseError(f"no cell is measured on {min_tasks} or more tasks (of "
                                      f"{n_tasks}); lower min_tasks")
@@ -236,7 +261,7 @@ class TransferMethod(MetaLearnedMethod):
         by_resolution = {}
         for res in sorted({int(r["resolution"]) for r in rows.values() if r.get("resolution")}):
             sub = {k: v for k, v in table.items() if rows[k].get("resolution") == res}
-            res_prior = _prior(sub, config)[0] if sub else []
+            res_prior = _prior(sub, config, sources)[0] if sub else []
             if res_prior:
                 by_resolution[str(res)] = res_prior
         sqrt_fisher, skipped = None, []
