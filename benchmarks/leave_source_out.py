@@ -26,6 +26,7 @@ from metanas.api import load_method
 from metanas.data import load_dataset
 from metanas.kb import KnowledgeBase
 from metanas.kb.views import accuracy_table, top_architectures
+from metanas.methods.transfer import GlobalPrior
 from metanas.methods.value_net import ValueNetMethod
 from metanas.paths import shared_datasets_dir
 from metanas.version import __version__
@@ -183,6 +184,13 @@ def main() -> None:
                 rows.append({"variant": f"global prior of {source}", "seed": None,
                              "top1": truth[picks[0]], "best5": max(truth[a] for a in picks[:5]),
                              "picks": picks, "meta_train_s": 0.0, "search_s": 0.0})
+        # the shipped global-prior's rule (each source votes once), without the held-out table
+        prior = GlobalPrior.meta_train(kb, exclude_sources=args.heldout).search(data, top=5)
+        picks = [c.arch for c in prior.candidates]
+        rows.append({"variant": "global-prior, all sources without it (each votes once)",
+                     "seed": None, "top1": truth[picks[0]],
+                     "best5": max(truth[a] for a in picks), "picks": picks,
+                     "meta_train_s": 0.0, "search_s": prior.search_seconds})
         trained: dict[tuple, ValueNetMethod] = {}
         chosen = variants(args.heldout)
         if args.only:

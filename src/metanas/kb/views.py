@@ -14,7 +14,7 @@ import numpy as np
 from metanas.kb.store import KnowledgeBase
 
 __all__ = ["FULL_TRAINING", "TARGET_METRICS", "accuracy_table", "fidelity_of",
-           "heldout_accuracy", "op_prior", "top_architectures"]
+           "heldout_accuracy", "op_prior", "source_names", "top_architectures"]
 
 FULL_TRAINING: dict[str, int] = {"epochs": 200, "C": 16, "N": 5}
 """What "a full training" means: the NB201 recipe (200 epochs of the C=16, N=5 network)."""
@@ -53,6 +53,12 @@ def fidelity_of(recipe_config: Mapping | None, task: Mapping) -> dict[str, float
         "resolution": config.get("resolution") or task.get("resolution"),
         "images_per_class": (n_train / k) if n_train and k else None,
     }
+
+
+def source_names(text: str) -> set[str]:
+    """The knowledge sources named by a comma-separated option (``exclude_sources`` and the
+    like; blanks ignored)."""
+    return {s.strip() for s in str(text).split(",") if s.strip()}
 
 
 def accuracy_table(

@@ -50,7 +50,7 @@ from metanas.features.fisher import (
     fisher_embedding,
     probe_network,
 )
-from metanas.kb.views import TARGET_METRICS, accuracy_table, top_architectures
+from metanas.kb.views import TARGET_METRICS, accuracy_table, source_names, top_architectures
 from metanas.methods.baselines import DEFAULT_EVALUATIONS, TrainingSearch
 from metanas.methods.checkpoints import meta_json, read_checkpoint, write_checkpoint
 from metanas.methods.interface import (
@@ -92,6 +92,9 @@ class TransferConfig:
     KB's tasks, at least 2, at most all)."""
     prior_size: int = 50
     """global-prior: ranked cells stored."""
+    exclude_sources: str = ""
+    """Knowledge sources left out (comma list), e.g. a published table held out to judge the
+    picks on it."""
     probe_steps: int = ProbeConfig.steps
     probe_lr: float = ProbeConfig.lr
     probe_samples: int = ProbeConfig.samples
@@ -141,8 +144,10 @@ def resolve_source(task: dict, source: str | Path | None) -> Path | str:
 
 def kb_task_entries(kb, config: TransferConfig) -> tuple[list[KBTask], dict[str, dict], dict]:
     """Per-task top cells, the task rows, and the accuracy table they come from."""
-    table = accuracy_table(kb, metric=config.metric, recipe=config.recipe)
-    rows = {t["key"]: t for t in kb.tasks()}
+    excluded = source_names(config.exclude_sources)
+    rows = {t["key"]: t for t in kb.tasks() if t.get("source") not in excluded}
+    table = {k: v for k, v in accuracy_table(kb, metric=config.metric,
+                                             recipe=config.recipe).items() if k in rows}
     entries = []
     for key in sorted(table, key=lambda k: rows[k]["id"]):
         accs = table[key]

@@ -266,10 +266,11 @@ class BASEMethod(MetaLearnedMethod):
                         kb: str = "default") -> np.ndarray:
         """``strength * log p`` (centred per edge) of the shipped knowledge base's op prior
         over its published full-training sources (:func:`metanas.kb.views.op_prior`)."""
+        from metanas.kb.views import source_names  # the knowledge base loads on demand
+
         if self.supernet.space != "nb201":
             raise ConfigError("prior=kb applies to the NB201 supernet")
-        logp = np.log(_kb_op_prior(kb, tuple(sorted(
-            x.strip() for x in exclude.split(",") if x.strip()))))
+        logp = np.log(_kb_op_prior(kb, tuple(sorted(source_names(exclude)))))
         return (strength * (logp - logp.mean(1, keepdims=True))).astype(np.float32)
 
     # ----- search -------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from metanas.errors import ConfigError, KnowledgeBaseError
-from metanas.kb.views import TARGET_METRICS, accuracy_table
+from metanas.kb.views import TARGET_METRICS, accuracy_table, source_names
 from metanas.methods.interface import config_from_options
 from metanas.methods.metad2a.data import kb_task_pools, sample_sets
 from metanas.methods.metad2a.extractor import FeatureExtractor
@@ -181,7 +181,7 @@ def load_meta_data(kb, extractor: FeatureExtractor, config: MetaD2AConfig, *, so
     teach the predictor; at least 3 such tasks are needed), their accuracies and their image
     feature pools; tasks of ``exclude_sources`` are left out."""
     table = accuracy_table(kb, metric=config.metric, recipe=config.recipe)
-    excluded = {s.strip() for s in config.exclude_sources.split(",") if s.strip()}
+    excluded = source_names(config.exclude_sources)
     tasks = {t["key"]: t for t in kb.tasks() if t["source"] not in excluded}
     keys = sorted(k for k, archs in table.items()
                   if len(archs) >= min(config.gen_min_cells, config.pred_min_cells)

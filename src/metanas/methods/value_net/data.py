@@ -17,6 +17,7 @@ from metanas.kb.views import (
     accuracy_table,
     fidelity_of,
     heldout_accuracy,
+    source_names,
     top_architectures,
 )
 from metanas.methods.value_net.model import ValueNetConfig
@@ -52,7 +53,7 @@ def fidelity_vector(fidelity: dict[str, Any]) -> np.ndarray:
 
 
 def _excluded(config: ValueNetConfig) -> set[str]:
-    return {s.strip() for s in config.exclude_sources.split(",") if s.strip()}
+    return source_names(config.exclude_sources)
 
 
 def _complete(features: dict | None) -> bool:
