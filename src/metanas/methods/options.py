@@ -267,7 +267,7 @@ class MetaD2AOptions(SearchOptions):
 
 @dataclass(frozen=True)
 class ZeroCostOptions(SearchOptions):
-    proxies: str = option("nwot,zico", "proxies in the rank vote (comma list)")
+    proxies: str = option("nwot,meco", "proxies in the rank vote (comma list)")
     C: int = option(8, "network width scored", min=1, max=256)
     N: int = option(1, "cells per stage scored", min=1, max=16)
     resolution: int | None = option(None, "image side scored (default: min(32, the images'))",

@@ -85,7 +85,7 @@ METHODS: dict[str, MethodSpec] = {
         ),
         MethodSpec(
             "zero-cost", "metanas.methods.zero_cost:ZeroCostSearch",
-            "zero-cost proxies (nwot + zico rank vote) of sampled cells on the dataset's own "
+            "zero-cost proxies (nwot + meco rank vote) of sampled cells on the dataset's own "
             "images at initialisation; no training, no meta-learning",
             "cells scored (--budget-evals, default 100) capped by the seconds (--budget)",
         ),
