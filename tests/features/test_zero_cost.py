@@ -57,9 +57,9 @@ def test_params_and_flops_are_the_counters(task):
 
 
 def test_conv_cell_ranks_above_pool_and_none(task):
-    res = {r["arch"]: r for r in score_cells(task, [CONV, POOL, NONE], proxies="synflow,nwot",
-                                             config=TINY)}
-    for p in ("synflow", "nwot"):
+    res = {r["arch"]: r for r in score_cells(task, [CONV, POOL, NONE],
+                                             proxies="synflow,nwot,meco", config=TINY)}
+    for p in ("synflow", "nwot", "meco"):  # meco: the all-none cell adds only the stem's terms
         assert res[CONV]["scores"][p] > res[POOL]["scores"][p] > res[NONE]["scores"][p]
     # the all-none cell has no path from input to output: -inf with a flag, never NaN
     assert res[NONE]["scores"]["nwot"] == -math.inf
