@@ -492,7 +492,7 @@ def import_source(
     """
     from metanas.features.standin import standin_describer
     from metanas.kb import KnowledgeBase, kb_names
-    from metanas.kb.sources import get_source
+    from metanas.kb.sources import get_source, read_source
     from metanas.kb.sources import import_source as _import
     from metanas.kb.store import writer_lock
     from metanas.paths import shared_datasets_dir
@@ -508,6 +508,7 @@ def import_source(
             raise ConfigError(f"{name}: pass the table's CSV file ({src.file}); no shared "
                               "datasets folder found")
         csv = shared / "knowledge" / src.file
+    read_source(name, csv)  # a bad file is refused before the KB or the stand-in is opened
     describer = None
     if describe:
         if standin is None:

@@ -125,6 +125,8 @@ def test_failed_commands_leave_no_new_kb_file(tmp_path):
         [*BUILD, "--kb", str(tmp_path / "d.db"), "--source", str(tmp_path / "missing.npz")],
         ["kb", "import-table", str(header_only), "--kb", str(header_only / "e.db"),
          "--dataset", "x"],  # a KB path below a file
+        ["kb", "import-source", "nb201-imagenet16-120", "--csv", str(header_only), "--kb",
+         str(tmp_path / "f.db"), "--no-features"],  # not the published table
     ]
     for args in cases:
         res = runner.invoke(app, args)

@@ -30,7 +30,7 @@ from metanas.kb.catalog import sha256_file as _sha256
 from metanas.kb.store import KnowledgeBase
 
 __all__ = ["SOURCES", "Fidelity", "PublishedSource", "get_source", "import_source",
-           "source_summary", "source_task_key"]
+           "read_source", "source_summary", "source_task_key"]
 
 
 @dataclass(frozen=True)
@@ -174,22 +174,10 @@ def _accuracy(path: Path, line: int, text: str) -> float:
     return value / 100.0
 
 
-def import_source(
-    kb: KnowledgeBase,
-    name: str,
-    csv_path: str | os.PathLike,
-    *,
-    describe: Callable[[PublishedSource, dict[str, Any]], dict[str, float]] | None = None,
-    verify_checksum: bool = True,
-    progress: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
-    """Import published source ``name`` from its CSV file into ``kb``; idempotent.
-
-    The file is checked (checksum, columns, row count, every architecture and accuracy)
-    before anything is written. ``describe(source, task)`` returns the meta-features of one
-    imported task (``task`` has ``name``, ``classes``, ``resolution``, ``num_classes``,
-    ``task_id``); without it tasks are stored without meta-features. Returns a summary.
-    """
+def read_source(name: str, csv_path: str | os.PathLike, verify_checksum: bool = True):
+    """Source ``name``'s CSV checked whole (checksum, columns, row count, every architecture
+    and accuracy) without touching a knowledge base, so a bad file is refused before one is
+    created. Returns ``(source, path, checksum, rows, parsed)`` for :func:`import_source`."""
     from metanas.spaces.nb201.genotype import NB201Arch
 
     src = get_source(name)
@@ -210,6 +198,26 @@ def import_source(
         task = row.get("task", src.dataset) if src.kind == "multi-task" else src.dataset
         parsed.append((task, arch.to_string(), arch.canonical_hash(),
                        _accuracy(path, line, row[src.accuracy_column]), row))
+    return src, path, checksum, rows, parsed
+
+
+def import_source(
+    kb: KnowledgeBase,
+    name: str,
+    csv_path: str | os.PathLike,
+    *,
+    describe: Callable[[PublishedSource, dict[str, Any]], dict[str, float]] | None = None,
+    verify_checksum: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Import published source ``name`` from its CSV file into ``kb``; idempotent.
+
+    The file is checked (checksum, columns, row count, every architecture and accuracy)
+    before anything is written. ``describe(source, task)`` returns the meta-features of one
+    imported task (``task`` has ``name``, ``classes``, ``resolution``, ``num_classes``,
+    ``task_id``); without it tasks are stored without meta-features. Returns a summary.
+    """
+    src, path, checksum, rows, parsed = read_source(name, csv_path, verify_checksum)
     fidelity = src.fidelity.to_dict()
     recipe = f"published:{src.name}"
     recipe_config = {"recipe": recipe, "fidelity": fidelity, "source": src.name,
