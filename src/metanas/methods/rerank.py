@@ -30,7 +30,7 @@ def proxy_task(dataset: ImageDataset, config: ZeroCostConfig, resolution: int) -
     a large dataset whole would cost more than the proxies)."""
     per_class = max(2, -(-2 * config.batch_size // max(1, dataset.num_classes)))
     return make_task(dataset, resolution=resolution, max_train_per_class=per_class,
-                     seed=config.seed)
+                     max_test_per_class=1, seed=config.seed)  # test images: never read
 
 
 def rerank_shortlist(candidates: list[Candidate], task: Task, proxies: tuple[str, ...],

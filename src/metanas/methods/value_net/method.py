@@ -268,6 +268,7 @@ class ValueNetMethod(MetaLearnedMethod):
         task = make_task(
             dataset, resolution=resolution or self.task_resolution(dataset),
             max_train_per_class=max_train_per_class, seed=seed,
+            max_test_per_class=1,  # the features and proxies read train and val images only
         )
         t_task = time.perf_counter()
         features = compute_meta_features(task, seed=seed)
