@@ -174,3 +174,10 @@ def test_meco_sums_min_eigenvalues_of_channel_correlations(task):
             terms.append(np.linalg.eigvalsh(corr)[0])
     assert len(terms) > 10 and all(-1e-9 <= t <= 1 + 1e-9 for t in terms)
     assert got == pytest.approx(sum(terms), rel=1e-4, abs=1e-6)
+
+
+def test_cli_help_names_every_proxy():
+    """The help text is written out (the CLI does not import torch to print it): it must not
+    fall behind the proxies that exist."""
+    out = CliRunner().invoke(app, ["zero-cost", "--help"], terminal_width=200).output
+    assert all(p in out for p in PROXIES), [p for p in PROXIES if p not in out]

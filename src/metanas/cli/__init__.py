@@ -563,7 +563,7 @@ def zero_cost_cmd(
                                                "instead of --arch.")] = None,
     proxies: Annotated[str | None, typer.Option(help="Comma-separated proxies (default: all): "
                                                 "nwot, synflow, snip, grad_norm, jacov, fisher, "
-                                                "grasp, zico, params, flops.")] = None,
+                                                "grasp, zico, meco, params, flops.")] = None,
     C: Annotated[int, typer.Option("--C", help="Network width (NB201: 16).")] = 16,
     N: Annotated[int, typer.Option("--N", help="Cells per stage (NB201: 5).")] = 5,
     resolution: Annotated[int | None, typer.Option(help="Image size in px (default: the "
