@@ -23,17 +23,22 @@ META_LEARNED = ("value-net", "metad2a", "fisher-nearest", "nearest-best", "globa
                 "base-prior")
 
 
-def random_cells(payloads: list[dict]) -> dict[str, dict[tuple[int, str], float]]:
-    """{dataset: {(seed, arch): test accuracy}} of every random-search candidate."""
+def random_cells(payloads: list[dict], judge: set[tuple]) -> dict[str, dict[tuple[int, str], float]]:
+    """{dataset: {(seed, arch): test accuracy}} of every random-search candidate trained by one
+    of the ``judge`` (recipe hash, labelled images per class) pairs."""
     out: dict[str, dict[tuple[int, str], float]] = {}
     for payload in payloads:
         for row in payload["rows"]:
-            if row["method"] != "random":
+            if row["method"] != "random" or _judge(row) not in judge:
                 continue
             cells = out.setdefault(row["dataset"], {})
             for cand in row.get("trained_candidates") or []:
                 cells[(row["seed"], cand["arch"])] = float(cand["test_acc"])
     return out
+
+
+def _judge(row: dict) -> tuple:
+    return row.get("recipe_hash"), row.get("max_train_per_class")
 
 
 def compare(bench: dict, cells: dict[str, dict]) -> list[dict]:
@@ -92,7 +97,8 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="output path without suffix")
     args = ap.parse_args()
     bench = json.loads(Path(args.bench).read_text())
-    cells = random_cells([bench, *(json.loads(Path(p).read_text()) for p in args.random)])
+    judge = {_judge(row) for row in bench["rows"]}
+    cells = random_cells([bench, *(json.loads(Path(p).read_text()) for p in args.random)], judge)
     rows = compare(bench, cells)
     print(f"{'dataset':28s} {'method':15s} {'pick':>7s} {'median':>7s} {'beats':>6s} "
           f"{'cells':>5s}")

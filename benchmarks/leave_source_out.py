@@ -137,7 +137,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--out", default="docs/results/leave_in16_out")
     ap.add_argument("--zero-cost", action="store_true", help="also the zero-cost method")
-    ap.add_argument("--zero-cost-proxies", default="nwot,zico",
+    ap.add_argument("--zero-cost-proxies", default="nwot,meco",
                     help="with --zero-cost: proxy sets compared, separated by ';'")
     ap.add_argument("--zero-cost-cells", default="100,500",
                     help="with --zero-cost: sampled cells per search (comma list)")

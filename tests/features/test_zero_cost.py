@@ -174,6 +174,10 @@ def test_meco_sums_min_eigenvalues_of_channel_correlations(task):
             terms.append(np.linalg.eigvalsh(corr)[0])
     assert len(terms) > 10 and all(-1e-9 <= t <= 1 + 1e-9 for t in terms)
     assert got == pytest.approx(sum(terms), rel=1e-4, abs=1e-6)
+    # one channel has no correlation matrix: those maps add nothing, never an error or NaN
+    one = score_cell(MIXED, x, y, num_classes=10, proxies="meco",
+                     config=ZeroCostConfig(C=1, N=1, batch_size=16))["scores"]["meco"]
+    assert math.isfinite(one)
 
 
 def test_cli_help_names_every_proxy():

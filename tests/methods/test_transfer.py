@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from metanas.data import from_arrays, load_dataset
-from metanas.errors import CheckpointError, ConfigError, DatasetError
+from metanas.errors import CheckpointError, ConfigError, DatasetError, KnowledgeBaseError
 from metanas.kb import KnowledgeBase
 from metanas.methods.interface import Budget
 from metanas.methods.registry import create_method
@@ -182,6 +182,10 @@ def test_meta_train_reports_a_missing_source_and_unknown_options(kb_path, tmp_pa
         resolve_source(row, tmp_path / "nothing.npz")
     with KnowledgeBase(kb_path, readonly=True) as kb, pytest.raises(ConfigError, match="bogus"):
         GlobalPrior.meta_train(kb, bogus=1)
+    with KnowledgeBase(kb_path, readonly=True) as kb:  # its only source left out: nothing left
+        assert GlobalPrior.meta_train(kb, exclude_sources="other").info["tasks"] == 4
+        with pytest.raises(KnowledgeBaseError, match="no evaluations"):
+            GlobalPrior.meta_train(kb, exclude_sources=" other, digits ")
 
 
 def test_global_prior_can_average_over_the_tasks_of_the_matching_resolution(tmp_path, digits):
@@ -239,3 +243,6 @@ def test_global_prior_lets_each_source_vote_once():
     assert voted[0][2] == 31  # tasks that measured it, over both sources
     one = {k: v for k, v in table.items() if k.startswith("big")}
     assert _prior(one, config, sources)[0] == top_architectures(one, 50, min_tasks=8)
+    # a source of one-cell tasks has no z-scores: no voter, the one-source prior stands
+    one["single"] = {c: 0.5}
+    assert _prior(one, config, {**sources, "single": "sparse"})[0] == _prior(one, config)[0]

@@ -2,7 +2,8 @@
 
 Every proxy is oriented so that *higher predicts better*, as in NASLib. The network is
 :class:`~metanas.spaces.nb201.NB201Network` at a chosen size (``C``, ``N``; default NB201's 16, 5)
-at the task's resolution, initialised after ``torch.manual_seed(seed)`` (PyTorch's default init),
+at the task's resolution, initialised after seeding PyTorch's CPU generator with ``seed`` (its
+default init),
 in training mode (BatchNorm uses batch statistics), scored on one seeded batch of the task's
 training images (:func:`proxy_batch`). Same seed, same cell, same task: same scores.
 
@@ -28,8 +29,8 @@ Proxies (``w``: the weights of every Conv2d and Linear layer; ``L``: mean cross-
   gradient does not vary are left out; a layer whose sum is 0 adds nothing).
 * ``meco`` (Jiang et al. NeurIPS 2023): ``sum_layers min eig P_l`` with ``P_l`` the Pearson
   correlation matrix between the channels of the first image's feature map at the output of
-  every module that outputs one (4-D, more than one pixel), undefined correlations (a constant
-  channel) set to 0, as the authors' code does; one forward pass.
+  every module that outputs one (4-D, at least two channels and two pixels), undefined
+  correlations (a constant channel) set to 0, as the authors' code does; one forward pass.
 * ``params``, ``flops``: :func:`~metanas.spaces.nb201.count_params` and
   :func:`~metanas.spaces.nb201.count_macs` (multiply-accumulates of one image), raw counts.
 
@@ -428,8 +429,9 @@ def _meco(net: nn.Module, x: torch.Tensor) -> float:
     values: list[torch.Tensor] = []
 
     def min_eig(_mod, _inp, out) -> None:
-        if not isinstance(out, torch.Tensor) or out.ndim != 4 or out.shape[-2:].numel() < 2:
-            return
+        if (not isinstance(out, torch.Tensor) or out.ndim != 4 or out.shape[1] < 2
+                or out.shape[-2:].numel() < 2):
+            return  # no correlation matrix: one channel (C=1) or one pixel
         maps = out[0].detach().reshape(out.shape[1], -1).double()
         corr = torch.nan_to_num(torch.corrcoef(maps), nan=0.0, posinf=0.0, neginf=0.0)
         values.append(torch.linalg.eigvalsh(corr)[0])

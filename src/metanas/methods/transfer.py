@@ -89,7 +89,7 @@ class TransferConfig:
     """Top measured cells stored per KB task."""
     min_tasks: int | None = None
     """global-prior: a cell must be measured on this many tasks (default: a quarter of the
-    KB's tasks, at least 2, at most all)."""
+    KB's tasks, at least 2, at most all; with several sources 1, counted within a source)."""
     prior_size: int = 50
     """global-prior: ranked cells stored."""
     exclude_sources: str = ""
@@ -214,7 +214,8 @@ def _prior(table: dict, config: TransferConfig, sources: dict[str, str] | None =
     n_tasks = len([t for t in table.values() if len(t) >= 2])
     groups: dict[str, dict] = {}
     for key, accs in table.items():
-        groups.setdefault((sources or {}).get(key, ""), {})[key] = accs
+        if len(accs) >= 2:  # a one-cell task has no z-score: it is no voter
+            groups.setdefault((sources or {}).get(key, ""), {})[key] = accs
     if len(groups) < 2:
         min_tasks = config.min_tasks or min(max(2, math.ceil(n_tasks / 4)), max(n_tasks, 1))
         return top_architectures(table, config.prior_size, min_tasks=min_tasks), min_tasks, n_tasks
@@ -404,7 +405,8 @@ class GlobalPrior(TransferMethod):
             search_seconds=time.perf_counter() - t0,
             details={"min_tasks": self.info.get("min_tasks"), "kb_tasks": len(self.tasks),
                      "resolution": res, "prior_over": resolution,
-                     "score": "shrunken mean per-task z-score"},
+                     "score": "shrunken mean per-task z-score (with several sources: their "
+                              "mean, each source voting once)"},
         )
 
 
