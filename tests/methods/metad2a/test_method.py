@@ -108,6 +108,11 @@ def test_proxies_re_rank_the_predictors_shortlist(model):
     best_nwot = max(voted.candidates[:4], key=lambda c: c.extra["nwot"]).arch
     if best_nwot == head[0]:
         assert voted.candidates[0].arch == head[0]
+    # rerank_batch reaches the proxies: nwot's kernel is batch x batch
+    small = model.search(ds, top=6, seed=0, candidates=30, resamples=2, rerank="nwot",
+                         shortlist=4, rerank_batch=8)
+    nwot = {c.arch: c.extra["nwot"] for c in voted.candidates[:4]}
+    assert all(c.extra["nwot"] != pytest.approx(nwot[c.arch]) for c in small.candidates[:4])
     constant = from_arrays(np.full((40, 8, 8), 7, np.uint8),
                                         np.repeat(np.arange(4), 10), name="constant")
     flat = model.search(constant, top=3, seed=0, candidates=20, resamples=2)
