@@ -492,8 +492,7 @@ def import_source(
     """
     from metanas.features.standin import standin_describer
     from metanas.kb import KnowledgeBase, kb_names
-    from metanas.kb.sources import get_source, read_source
-    from metanas.kb.sources import import_source as _import
+    from metanas.kb.sources import get_source, read_source, store_source
     from metanas.kb.store import writer_lock
     from metanas.paths import shared_datasets_dir
     from metanas.progress import Bars
@@ -508,7 +507,7 @@ def import_source(
             raise ConfigError(f"{name}: pass the table's CSV file ({src.file}); no shared "
                               "datasets folder found")
         csv = shared / "knowledge" / src.file
-    read_source(name, csv)  # a bad file is refused before the KB or the stand-in is opened
+    table = read_source(name, csv)  # a bad file is refused before the KB or stand-in opens
     describer = None
     if describe:
         if standin is None:
@@ -525,7 +524,7 @@ def import_source(
                 bar.append(bars.add(f"stand-in features of {name} tasks", total))
             bars.set(bar[0], n)
 
-        return _import(kb, name, csv, describe=describer, progress=tick)
+        return store_source(kb, table, describe=describer, progress=tick)
 
 
 def parse_arch(arch: str):

@@ -30,7 +30,7 @@ from metanas.kb.catalog import sha256_file as _sha256
 from metanas.kb.store import KnowledgeBase
 
 __all__ = ["SOURCES", "Fidelity", "PublishedSource", "get_source", "import_source",
-           "read_source", "source_summary", "source_task_key"]
+           "read_source", "source_summary", "source_task_key", "store_source"]
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,20 @@ def import_source(
     imported task (``task`` has ``name``, ``classes``, ``resolution``, ``num_classes``,
     ``task_id``); without it tasks are stored without meta-features. Returns a summary.
     """
-    src, path, checksum, rows, parsed = read_source(name, csv_path, verify_checksum)
+    return store_source(kb, read_source(name, csv_path, verify_checksum), describe=describe,
+                        progress=progress)
+
+
+def store_source(
+    kb: KnowledgeBase,
+    table: tuple,
+    *,
+    describe: Callable[[PublishedSource, dict[str, Any]], dict[str, float]] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Write a source ``table`` checked by :func:`read_source` into ``kb`` (see
+    :func:`import_source`); idempotent."""
+    src, path, checksum, rows, parsed = table
     fidelity = src.fidelity.to_dict()
     recipe = f"published:{src.name}"
     recipe_config = {"recipe": recipe, "fidelity": fidelity, "source": src.name,

@@ -77,10 +77,10 @@ def accuracy_table(
 
 
 def top_architectures(
-    table: Mapping[str, Mapping[str, float]], n: int, *, min_tasks: int = 1,
+    table: Mapping[str, Mapping[str, float]], n: int | None, *, min_tasks: int = 1,
     shrinkage: float = 1.0,
 ) -> list[tuple[str, float, int]]:
-    """The ``n`` architectures with the highest shrunken mean per-task z-score.
+    """The ``n`` (``None``: all) architectures with the highest shrunken mean per-task z-score.
 
     Z-scoring within a task removes how hard the task is, so an architecture measured only on
     easy tasks does not win for that reason. The score is ``sum(z) / (tasks + shrinkage)``: a

@@ -223,8 +223,7 @@ def _prior(table: dict, config: TransferConfig, sources: dict[str, str] | None =
     score: dict[str, float] = {}
     count: dict[str, int] = {}
     for sub in groups.values():
-        every = sum(len(accs) for accs in sub.values())  # all of the source's cells
-        for arch, value, tasks in top_architectures(sub, every, min_tasks=min_tasks):
+        for arch, value, tasks in top_architectures(sub, None, min_tasks=min_tasks):
             score[arch] = score.get(arch, 0.0) + value / len(groups)
             count[arch] = count.get(arch, 0) + tasks
     ranked = sorted(score, key=lambda a: (-score[a], a))[: config.prior_size]

@@ -324,7 +324,7 @@ class ValueNetMethod(MetaLearnedMethod):
         if proxies:
             try:  # the first ``n_vote`` cells are re-ordered; the rest keep their order
                 candidates = rerank_shortlist(candidates[:n_vote], task, proxies, zc_config,
-                                     rerank_resolution, weights) + [
+                                              rerank_resolution, weights) + [
                     Candidate(c.arch, 0.0, {"value": c.score}) for c in candidates[n_vote:]]
             except DatasetError as exc:  # e.g. constant images: no signal, keep the network's
                 rerank_skipped = str(exc)
