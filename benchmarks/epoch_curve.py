@@ -2,13 +2,18 @@
 
     python benchmarks/epoch_curve.py                      # 6 cells x epochs 1,2,4,8,16
     python benchmarks/epoch_curve.py --epochs 1,2,4,8,16,32 --cells 8
+    python benchmarks/epoch_curve.py --dataset "omniglot-28px.npz[class_split=background]" \
+        --classes 0 --out docs/results/epoch_curve_omniglot   # many classes, few images each
 
 A ranking for a wall budget trades a cell's quality against the epochs it can run
 (``benchmarks/step_cost.py`` gives the seconds). This script measures the trade on a
 development task that no benchmark judges: 10 seeded classes of Tiny-ImageNet at 32 px (all
 200 labelled images of each, 50 test images), every cell trained with the budgeted fit's
 recipe (C=8, N=1 as a tight budget gets, the fit's batch and learning rate, cosine over the
-whole run, one warm-up epoch from 3 epochs) for each number of epochs, seed 0. It fits
+whole run, one warm-up epoch from 3 epochs) for each number of epochs, seed 0. ``--dataset``
+(a file under ../shared/datasets, with an optional ``[class_split=...]``) and ``--classes 0``
+(all of its classes) measure another regime: Omniglot's background alphabets, 964 classes of
+20 images, none of them in a benchmark. It fits
 ``acc(cell, e) = a_cell - k * e^-alpha`` (one ``k``, ``alpha`` for all cells, one asymptote per
 cell) and reports them with the fit's residual; ``k`` and ``alpha`` are what
 :data:`metanas.training.budget.EPOCH_CURVE` ships.
@@ -71,7 +76,9 @@ def main() -> None:
     ap.add_argument("--epochs", default="1,2,4,8,16")
     ap.add_argument("--cells", type=int, default=6, help="The ResNet cell, the table's best, "
                     "then seeded random connected cells.")
-    ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--dataset", default="tiny-imagenet-200-64px.zip",
+                    help="file under ../shared/datasets (PATH.npz[class_split=NAME] allowed)")
+    ap.add_argument("--classes", type=int, default=10, help="seeded classes (0: all)")
     ap.add_argument("--per-class", type=int, default=500)
     ap.add_argument("--resolution", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
@@ -79,14 +86,15 @@ def main() -> None:
     args = ap.parse_args()
     shared = shared_datasets_dir()
     if shared is None:
-        raise SystemExit("epoch_curve needs ../shared/datasets (Tiny-ImageNet)")
+        raise SystemExit("epoch_curve needs ../shared/datasets")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     store = out / "epoch_curve.json"
-    data = load_dataset(shared / "tiny-imagenet-200-64px.zip", seed=args.seed, progress=True)
+    data = load_dataset(f"{shared}/{args.dataset}", seed=args.seed, progress=True)
     rng = np.random.default_rng(args.seed)
-    classes = tuple(int(c) for c in sorted(rng.choice(len(data.class_names), args.classes,
-                                                         replace=False)))
+    n_classes = len(data.class_names)
+    classes = tuple(range(n_classes)) if args.classes <= 0 else tuple(
+        int(c) for c in sorted(rng.choice(n_classes, args.classes, replace=False)))
     task = make_task(data, classes=classes, resolution=args.resolution,
                      max_train_per_class=args.per_class, seed=args.seed)
     cells = [ARCHS["resnet"], ARCHS["table-best"]]
@@ -106,7 +114,9 @@ def main() -> None:
             res = train_architecture(arch, task, recipe, seed=args.seed, progress=True)
             row = {"arch": arch, "epochs": epochs, "seed": args.seed, "test_acc": res.test_acc,
                    "val_acc": res.val_acc, "seconds": time.perf_counter() - t0,
-                   "classes": list(classes), "resolution": args.resolution, "batch": batch}
+                   "dataset": args.dataset, "classes": list(classes),
+                   "train_per_class": len(task.y_train) / len(classes),
+                   "resolution": args.resolution, "batch": batch}
             rows = [r for r in stored_rows(store)
                     if (r["arch"], r["epochs"], r["seed"]) != (arch, epochs, args.seed)] + [row]
             write_json(store, {"rows": rows, "fit": fit_curves(rows)}, option="--out")
@@ -114,7 +124,7 @@ def main() -> None:
     rows = stored_rows(store)
     fit = fit_curves(rows)
     table = Table(title="test accuracy (%) after e epochs (cosine over e), C=8 N=1, "
-                        f"Tiny-ImageNet {args.classes}-way {args.resolution} px")
+                        f"{args.dataset} {len(classes)}-way {args.resolution} px")
     table.add_column("cell")
     eps = sorted({r["epochs"] for r in rows})
     for e in eps:

@@ -61,7 +61,8 @@ def variants(heldout: str) -> dict[str, tuple[dict, dict]]:
         "value-net, all sources, no fidelity input, gradient pool": (
             no_fid, {"prior_pool": False}),
         "value-net, all sources, no fidelity input, + prior cells": (no_fid, {}),
-        "value-net, all sources, fidelity-aware (full), + prior cells": (every, {}),
+        "value-net, all sources, fidelity-aware (full), + prior cells": (
+            every, {"fidelity": "full"}),
         "value-net, all sources, fidelity-aware (proxy), + prior cells": (
             every, {"fidelity": "proxy"}),
         "value-net, all sources, fidelity-aware (mix), + prior cells": (
@@ -73,7 +74,10 @@ def variants(heldout: str) -> dict[str, tuple[dict, dict]]:
         "value-net, all sources, fidelity-aware (proxy), re-ranked by nwot+zico": (
             every, {"fidelity": "proxy", "rerank": "nwot,zico"}),
         "value-net, all sources, fidelity-aware (full), re-ranked by nwot+zico": (
-            every, {"rerank": "nwot,zico"}),
+            every, {"fidelity": "full", "rerank": "nwot,zico"}),
+        # the default search options: fidelity "auto" (proxy here: the table left out, no
+        # full-training task covers the space), re-ranked by nwot on 5 cells
+        "value-net, the default search (fidelity auto)": (every, {}),
         # the shipped default (fidelity proxy, re-ranked) with other shortlist lengths
         **{f"value-net, all sources, fidelity-aware (proxy), re-ranked by nwot+zico, "
            f"shortlist {n}": (every, {"fidelity": "proxy", "rerank": "nwot,zico",

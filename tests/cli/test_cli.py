@@ -36,6 +36,8 @@ def test_search_digits_with_shipped_value_net(tmp_path):
     assert scores == sorted(scores, reverse=True)
     assert 0 < payload["search_seconds"] < 30
     assert payload["architecture"] in res.output
+    # the shipped network saw the whole ImageNet16-120 table: "auto" ranks for a full training
+    assert payload["details"]["fidelity"] == {"epochs": 200, "C": 16, "N": 5}
 
 
 def test_search_is_reproducible(tmp_path):

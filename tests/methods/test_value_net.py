@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -8,7 +10,7 @@ from metanas.errors import CheckpointError, ConfigError, KnowledgeBaseError
 from metanas.features.metafeatures import FEATURE_NAMES
 from metanas.kb import KnowledgeBase
 from metanas.methods.value_net import ValueNetMethod, cross_validate
-from metanas.spaces.nb201 import NB201Arch
+from metanas.spaces.nb201 import SPACE_SIZE, NB201Arch
 from metanas.training.budget import dead_edges
 
 
@@ -157,6 +159,17 @@ def test_fidelity_inputs_rank_for_the_requested_fidelity(tmp_path):
     assert aware.target_fidelity("proxy") == {"epochs": 12, "C": 8, "N": 1}
     with pytest.raises(ConfigError, match="fidelity"):
         aware.target_fidelity("medium")
+    # "auto": 40 cells per full-training task do not cover the space, so the proxy ...
+    assert all(30 <= f["cells"] <= 40 for f in aware.info["fidelities"])
+    assert aware.ranking_fidelity("auto") == "proxy"
+    assert aware.target_fidelity("auto") == {"epochs": 12, "C": 8, "N": 1}
+    # ... while a full-training table of the whole space makes it rank for a full training
+    dense = copy.deepcopy(aware)
+    next(f for f in dense.info["fidelities"] if f["epochs"] == 200)["cells"] = SPACE_SIZE
+    assert dense.ranking_fidelity("auto") == "full"
+    assert dense.ranking_fidelity("proxy") == "proxy"
+    next(f for f in blind.info["fidelities"] if f["epochs"] == 200)["cells"] = SPACE_SIZE
+    assert blind.ranking_fidelity("auto") == "proxy"  # no fidelity inputs: nothing to choose
     path2 = tmp_path / "aware.safetensors"
     aware.save(path2)
     again = ValueNetMethod.load(path2)

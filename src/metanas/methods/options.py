@@ -159,8 +159,10 @@ class ValueNetOptions(SearchOptions):
     restarts: int = option(8, "gradient-ascent restarts", min=1)
     max_train_per_class: int | None = option(500, "images per class for the task features",
                                              min=1)
-    fidelity: str = option("proxy", "rank for the knowledge base's proxy training, a full "
-                           "NB201 training, or the mean of both", choices=("proxy", "full", "mix"))
+    fidelity: str = option("auto", "rank for a full NB201 training, the knowledge base's "
+                           "proxy training, or the mean of both (auto: full where the "
+                           "checkpoint saw a dense full-training table, else proxy)",
+                           choices=("auto", "full", "proxy", "mix"))
     resolution: int | None = option(None, "task resolution (default: the knowledge base's "
                                     "closest to the images)", min=8, max=512)
     prior_pool: bool = option(True, "the published sources' best cells compete too")

@@ -36,7 +36,9 @@ class TrainingData:
     accuracy: np.ndarray  # (R,) raw metric
     resolutions: list[int] = field(default_factory=list)
     fidelities: list[dict[str, Any]] = field(default_factory=list)
-    """Distinct (epochs, C, N) of the evaluations, most evaluations first."""
+    """Distinct (epochs, C, N) of the evaluations, most evaluations first, each with
+    ``cells``: the most distinct cells one task measured at it (how densely it covers the
+    space: a published table covers all of it, MetaD2A's tasks one or two good cells)."""
     fidelity_inputs: bool = False
     """Whether ``features`` end with the :data:`FIDELITY_NAMES` inputs."""
 
@@ -82,11 +84,13 @@ def load_training_data(kb, config: ValueNetConfig) -> TrainingData:
             r["arch"], []).append(float(value))
 
     counts: dict[tuple, int] = {}
+    densest: dict[tuple, int] = {}
     for (key, rhash), archs in groups.items():
         fid = fidelity_of(recipes.get(rhash), tasks[key])
         trio = tuple(fid.get(k) for k in ("epochs", "C", "N"))
         counts[trio] = counts.get(trio, 0) + sum(len(v) for v in archs.values())
-    fidelities = [dict(zip(("epochs", "C", "N"), trio, strict=True))
+        densest[trio] = max(densest.get(trio, 0), len(archs))
+    fidelities = [{**dict(zip(("epochs", "C", "N"), trio, strict=True)), "cells": densest[trio]}
                   for trio, _ in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))]
 
     # fidelity inputs only where the knowledge base mixes fidelities (constant ones add nothing)

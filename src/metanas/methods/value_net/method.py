@@ -61,6 +61,9 @@ from metanas.version import __version__
 
 CHECKPOINT_FORMAT = "metanas.value-net/1"
 FEATURE_CLIP = 3.0
+DENSE_SHARE = 0.5
+"""Share of the space one task must have measured at a full training for ``fidelity="auto"``
+to rank for a full training (the ImageNet16-120 table: all of it; MetaD2A's tasks: 1-2 cells)."""
 
 class ValueNetMethod(MetaLearnedMethod):
     """Search by a meta-learned value network; see the module docstring."""
@@ -150,19 +153,36 @@ class ValueNetMethod(MetaLearnedMethod):
                    info=info)
 
     # ----- scoring ------------------------------------------------------------------------
+    def ranking_fidelity(self, fidelity: str = "auto") -> str:
+        """``"auto"`` resolved: ``"full"`` where one meta-training task measured at least
+        :data:`DENSE_SHARE` of the space at a full training (a published table: the network
+        has seen full trainings of bad cells as well as good ones), else ``"proxy"`` (full
+        trainings of good cells only would be extrapolated over the rest; docs/value_net.md).
+        Other values pass through."""
+        if fidelity != "auto":
+            return fidelity
+        dense = any((f.get("epochs") or FULL_TRAINING["epochs"]) >= FULL_TRAINING["epochs"]
+                    and f.get("cells", 0) >= DENSE_SHARE * SPACE_SIZE
+                    for f in self.info.get("fidelities") or [])
+        return "full" if dense and self.info.get("fidelity_names") else "proxy"
+
     def target_fidelity(self, fidelity: str | dict[str, Any] = "full") -> dict[str, Any]:
         """``"full"``: a full NB201 training; ``"proxy"``: the most common fidelity of the
         meta-training evaluations below a full training (the knowledge base's own CPU proxy);
-        or a dict with ``epochs``, ``C``, ``N``. (``"mix"`` is resolved in :meth:`search`.)"""
+        ``"auto"``: :meth:`ranking_fidelity`; or a dict with ``epochs``, ``C``, ``N``.
+        (``"mix"`` is resolved in :meth:`search`.)"""
         if isinstance(fidelity, dict):
             return fidelity
+        fidelity = self.ranking_fidelity(fidelity)
         if fidelity == "full":
             return dict(FULL_TRAINING)
         if fidelity == "proxy":  # the most common fidelity below a full training
             seen = [f for f in self.info.get("fidelities") or []
                     if f.get("epochs") and f["epochs"] < FULL_TRAINING["epochs"]]
-            return dict(seen[0]) if seen else dict(FULL_TRAINING)
-        raise ConfigError(f"value-net fidelity must be full, proxy or mix, got {fidelity!r}")
+            return ({k: seen[0][k] for k in ("epochs", "C", "N")} if seen
+                    else dict(FULL_TRAINING))
+        raise ConfigError(f"value-net fidelity must be auto, full, proxy or mix, "
+                          f"got {fidelity!r}")
 
     def encode_features(self, features: dict[str, float],
                         fidelity: str | dict[str, Any] = "full") -> torch.Tensor:
@@ -262,6 +282,7 @@ class ValueNetMethod(MetaLearnedMethod):
         zc_config = (zero_cost_config(rerank_size, seed, self.name, rerank_batch) if proxies
                      else None)
         weights = self.rerank_weights(proxies, rerank_weights) if proxies else None
+        fidelity = self.ranking_fidelity(fidelity)
         targets = ([self.target_fidelity(x) for x in ("full", "proxy")] if fidelity == "mix"
                    else [self.target_fidelity(fidelity)])
         t0 = time.perf_counter()
