@@ -87,15 +87,18 @@ def main() -> None:
 
 
 def parse_search(spec: str) -> tuple[str, dict]:
-    """``METHOD[:KEY=VALUE,...]`` as a method name and its options (numbers as floats)."""
+    """``METHOD[:KEY=VALUE,...]`` as a method name and its options (integers, floats, else
+    strings)."""
     method, _, rest = spec.partition(":")
     options = {}
     for item in filter(None, rest.split(",")):
         key, _, value = item.partition("=")
-        try:
-            options[key] = float(value)
-        except ValueError:
-            options[key] = value
+        for kind in (int, float, str):
+            try:
+                options[key] = kind(value)
+                break
+            except ValueError:
+                continue
     return method, options
 
 

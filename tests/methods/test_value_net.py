@@ -10,8 +10,9 @@ from metanas.errors import CheckpointError, ConfigError, KnowledgeBaseError
 from metanas.features.metafeatures import FEATURE_NAMES
 from metanas.kb import KnowledgeBase
 from metanas.methods.value_net import ValueNetMethod, cross_validate
+from metanas.methods.value_net.budget import cheap_cells
 from metanas.spaces.nb201 import SPACE_SIZE, NB201Arch
-from metanas.training.budget import dead_edges
+from metanas.training.budget import dead_edges, relative_step_cost
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +226,7 @@ def test_train_budget_ranks_for_the_epochs_the_budget_buys(model):
     """A tight budget orders the shortlist by the epochs each cell runs (tolerance 0: by
     them alone); an unlimited one keeps the vote's order; a given step time makes it exact."""
     ds = load_dataset("digits")
-    fixed = {"budget_shortlist": 12, "budget_step_seconds": 0.02}
+    fixed = {"budget_shortlist": 12, "budget_cheap": 0, "budget_step_seconds": 0.02}
     tight = model.search(ds, top=12, seed=0, train_budget=5.0, budget_tolerance=0.0, **fixed)
     epochs = [c.extra["epochs"] for c in tight.candidates]
     assert epochs == sorted(epochs, reverse=True)
@@ -246,3 +247,36 @@ def test_train_budget_ranks_for_the_epochs_the_budget_buys(model):
     scores = [c.score for c in longer.candidates]
     assert scores == sorted(scores, reverse=True) and len(set(scores[11:])) == 1
     assert "epochs" not in longer.candidates[-1].extra
+
+
+def test_cheap_cells_are_the_cheapest_of_the_networks_best_share():
+    scores = np.random.default_rng(0).normal(size=SPACE_SIZE)
+    best = NB201Arch.from_index(int(np.argmax(scores)))
+    got = cheap_cells(scores, share=0.02, n=8, resolution=32, exclude={best.canonical_form})
+    top = {int(i) for i in np.argsort(-scores)[:round(0.02 * SPACE_SIZE)]}
+    archs = [NB201Arch.from_string(c.arch) for c in got]
+    assert len(got) == 8 and all(a.index in top for a in archs)
+    assert all(a.is_connected and "dead" not in a.edge_roles for a in archs)
+    assert len({a.canonical_form for a in archs}) == 8 and best.canonical_form not in {
+        a.canonical_form for a in archs}
+    costs = [relative_step_cost(a, 32) for a in archs]
+    assert costs == sorted(costs)
+    assert all(c.score == pytest.approx(scores[a.index]) for c, a in zip(got, archs, strict=True))
+    # every valid cell of the share that was left out costs at least as much as the dearest kept
+    kept = {a.canonical_form for a in archs} | {best.canonical_form}
+    rest = [NB201Arch.from_index(i) for i in top]
+    assert all(relative_step_cost(a, 32) >= costs[-1] for a in rest
+               if a.is_connected and "dead" not in a.edge_roles and a.canonical_form not in kept)
+
+
+def test_train_budget_shortlist_takes_cheap_cells_of_the_networks_best(model):
+    ds = load_dataset("digits")
+    fixed = {"budget_shortlist": 6, "budget_step_seconds": 0.02, "budget_tolerance": 0.0}
+    plain = model.search(ds, top=40, seed=0, train_budget=5.0, budget_cheap=0, **fixed)
+    wide = model.search(ds, top=40, seed=0, train_budget=5.0, budget_cheap=6, **fixed)
+    ranked = [c for c in wide.candidates if "epochs" in c.extra]
+    assert len(ranked) == 12 and len([c for c in plain.candidates if "epochs" in c.extra]) == 6
+    assert len({NB201Arch.from_string(c.arch).canonical_form for c in wide.candidates}) == len(
+        wide.candidates)
+    # a tight budget: the pick now runs at least as many epochs as without the cheap cells
+    assert wide.candidates[0].extra["epochs"] >= plain.candidates[0].extra["epochs"]

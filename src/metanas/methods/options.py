@@ -182,6 +182,11 @@ class ValueNetOptions(SearchOptions):
                                         min=1e-3)
     budget_shortlist: int = option(20, "with train_budget: cells voted on and ranked for it",
                                    min=1, max=15625)
+    budget_cheap: int = option(10, "with train_budget: the cheapest cells to train among the "
+                               "network's best budget_top share join the shortlist", min=0,
+                               max=15625)
+    budget_top: float = option(0.02, "with train_budget: share of all cells, best by the "
+                               "network, that budget_cheap draws from", min=1e-4, max=1.0)
     budget_tolerance: float = option(2.0, "with train_budget: accuracy points the vote's whole "
                                      "range is worth against the epochs", min=0.0)
     budget_step_seconds: float | None = option(None, "with train_budget: seconds of one "

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from metanas.data import ImageDataset
 from metanas.methods.interface import Candidate
+from metanas.spaces.nb201 import NB201Arch
 from metanas.training.budget import (
     EPOCH_CURVE,
     SAFETY,
@@ -31,6 +34,24 @@ from metanas.training.fit import FIT_VAL_FRACTION
 
 TIMED_STEPS = 2
 """Timed training steps of the reference cell (after one warm-up step)."""
+
+
+def cheap_cells(scores: np.ndarray, *, share: float, n: int, resolution: int,
+                exclude: set[str]) -> list[Candidate]:
+    """The ``n`` cheapest cells to train (:func:`relative_step_cost`; ties: the higher
+    score) among the best ``share`` of all cells by ``scores`` (indexed by cell index):
+    connected, without dead edges, one per canonical form, none whose canonical form is in
+    ``exclude``. Each carries its network score."""
+    top = np.argsort(-scores, kind="stable")[:max(1, round(share * len(scores)))]
+    pool, seen = [], set(exclude)
+    for i in top:
+        arch = NB201Arch.from_index(int(i))
+        if not arch.is_connected or "dead" in arch.edge_roles or arch.canonical_form in seen:
+            continue
+        seen.add(arch.canonical_form)
+        pool.append((relative_step_cost(arch, resolution), -float(scores[i]), arch))
+    pool.sort(key=lambda t: t[:2])
+    return [Candidate(a.to_string(), -neg, {"cheap": True}) for _, neg, a in pool[:n]]
 
 
 def budget_rank(candidates: list[Candidate], dataset: ImageDataset, *, train_budget: float,

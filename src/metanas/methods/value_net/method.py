@@ -38,7 +38,7 @@ from metanas.methods.interface import (
 )
 from metanas.methods.options import ValueNetOptions
 from metanas.methods.rerank import rerank_shortlist, zero_cost_config
-from metanas.methods.value_net.budget import budget_rank
+from metanas.methods.value_net.budget import budget_rank, cheap_cells
 from metanas.methods.value_net.data import (
     FIDELITY_NAMES,
     TrainingData,
@@ -275,6 +275,8 @@ class ValueNetMethod(MetaLearnedMethod):
         rerank_weights: str,
         train_budget: float | None,
         budget_shortlist: int,
+        budget_cheap: int,
+        budget_top: float,
         budget_tolerance: float,
         budget_step_seconds: float | None,
     ) -> SearchResult:
@@ -340,6 +342,18 @@ class ValueNetMethod(MetaLearnedMethod):
             if len(candidates) >= want:
                 break
         candidates = candidates or spare[:want]  # a pool of dead-edge cells only
+        if train_budget is not None and budget_cheap:
+            with single_threaded():
+                all_scores = self.score_all(inputs[0]) if pool_only else scores
+            cheap = cheap_cells(all_scores, share=budget_top, n=budget_cheap,
+                                resolution=fit_resolution(dataset.image_size),
+                                exclude={NB201Arch.from_string(c.arch).canonical_form
+                                         for c in candidates})
+            # voted on with the shortlist, in the network's order
+            head = sorted(candidates[:n_vote] + cheap, key=lambda c: -c.score)
+            candidates, n_vote = head + candidates[n_vote:], len(head)
+        else:
+            cheap = []
         t_shortlist = time.perf_counter()
         rerank_skipped = None
         if proxies:
@@ -360,6 +374,7 @@ class ValueNetMethod(MetaLearnedMethod):
                 head, dataset, train_budget=train_budget,
                 resolution=fit_resolution(dataset.image_size), tolerance=budget_tolerance,
                 seed=seed, step_seconds=budget_step_seconds)
+            budget_details["cheap_cells"] = [c.arch for c in cheap]
             floor = min(c.score for c in head)  # past the shortlist: below it, network order
             candidates = head + [Candidate(c.arch, floor, {"value": c.extra.get("value",
                                                                                  c.score)})
