@@ -102,6 +102,12 @@ def main() -> None:
         if len(cells) < args.cells and arch.is_connected:
             cells.append(arch.to_string())
     batch = pick_batch_size(len(task.y_train))
+    regime = (args.dataset, list(classes), args.resolution)
+    other = [r for r in stored_rows(store) if (r.get("dataset", "tiny-imagenet-200-64px.zip"),
+                                               r["classes"], r["resolution"]) != regime]
+    if other:  # one curve per regime: rows of another task would be fitted together
+        raise SystemExit(f"--out {out}: {store} holds rows of another dataset, classes or "
+                         "resolution; give another --out")
     console = Console()
     for epochs in (int(e) for e in args.epochs.split(",")):
         for arch in cells:

@@ -78,7 +78,7 @@ def variants(heldout: str) -> dict[str, tuple[dict, dict]]:
         # the default search options: fidelity "auto" (proxy here: the table left out, no
         # full-training task covers the space), re-ranked by nwot on 5 cells
         "value-net, the default search (fidelity auto)": (every, {}),
-        # the shipped default (fidelity proxy, re-ranked) with other shortlist lengths
+        # the proxy ranking re-ranked by nwot+zico (the default of session 11) at other shortlist lengths
         **{f"value-net, all sources, fidelity-aware (proxy), re-ranked by nwot+zico, "
            f"shortlist {n}": (every, {"fidelity": "proxy", "rerank": "nwot,zico",
                                       "shortlist": n})

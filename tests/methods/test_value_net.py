@@ -13,6 +13,7 @@ from metanas.methods.value_net import ValueNetMethod, cross_validate
 from metanas.methods.value_net.budget import cheap_cells
 from metanas.spaces.nb201 import SPACE_SIZE, NB201Arch
 from metanas.training.budget import dead_edges, relative_step_cost
+from metanas.training.fit import fit_resolution
 
 
 @pytest.fixture(scope="module")
@@ -171,9 +172,14 @@ def test_fidelity_inputs_rank_for_the_requested_fidelity(tmp_path):
     assert dense.ranking_fidelity("proxy") == "proxy"
     next(f for f in blind.info["fidelities"] if f["epochs"] == 200)["cells"] = SPACE_SIZE
     assert blind.ranking_fidelity("auto") == "proxy"  # no fidelity inputs: nothing to choose
+    older = copy.deepcopy(dense)  # a checkpoint written before fidelities recorded cells
+    for f in older.info["fidelities"]:
+        f.pop("cells")
+    assert older.ranking_fidelity("auto") == "proxy"
     path2 = tmp_path / "aware.safetensors"
     aware.save(path2)
     again = ValueNetMethod.load(path2)
+    assert again.info["fidelities"] == aware.info["fidelities"]  # cells survive a round trip
     np.testing.assert_allclose(again.score(again.encode_features(feats, "full"), [conv, pool]),
                                full, rtol=1e-6)
 
@@ -274,9 +280,25 @@ def test_train_budget_shortlist_takes_cheap_cells_of_the_networks_best(model):
     fixed = {"budget_shortlist": 6, "budget_step_seconds": 0.02, "budget_tolerance": 0.0}
     plain = model.search(ds, top=40, seed=0, train_budget=5.0, budget_cheap=0, **fixed)
     wide = model.search(ds, top=40, seed=0, train_budget=5.0, budget_cheap=6, **fixed)
+    cheap = wide.details["train_budget"]["cheap_cells"]
+    assert plain.details["train_budget"]["cheap_cells"] == [] and len(cheap) == 6
+    # drawn from the network's best 2% of all cells, none of them already shortlisted
+    features = model.encode_features(wide.details["meta_features"],
+                                     model.target_fidelity(wide.details["fidelity"]))
+    best = set(np.argsort(-model.score_all(features))[:round(0.02 * SPACE_SIZE)].tolist())
+    assert all(NB201Arch.from_string(a).index in best for a in cheap)
+    shortlist = {NB201Arch.from_string(c.arch).canonical_form for c in plain.candidates[:6]}
+    assert not shortlist & {NB201Arch.from_string(a).canonical_form for a in cheap}
     ranked = [c for c in wide.candidates if "epochs" in c.extra]
-    assert len(ranked) == 12 and len([c for c in plain.candidates if "epochs" in c.extra]) == 6
+    assert len(ranked) == 12 and {c.arch for c in ranked} >= set(cheap)
     assert len({NB201Arch.from_string(c.arch).canonical_form for c in wide.candidates}) == len(
         wide.candidates)
-    # a tight budget: the pick now runs at least as many epochs as without the cheap cells
-    assert wide.candidates[0].extra["epochs"] >= plain.candidates[0].extra["epochs"]
+    # a tight budget with no weight on the vote: the pick is the cheapest cell voted on
+    side = fit_resolution(ds.image_size)
+    cost = [relative_step_cost(c.arch, side) for c in ranked]
+    assert relative_step_cost(wide.candidates[0].arch, side) == min(cost)
+    assert min(cost) <= min(relative_step_cost(c.arch, side) for c in plain.candidates[:6])
+    # the cells voted on, and so the pick, do not depend on how many candidates are returned
+    one = model.search(ds, top=1, seed=0, train_budget=5.0, budget_cheap=6, **fixed)
+    assert one.details["train_budget"]["cheap_cells"] == cheap
+    assert one.candidates[0].arch == wide.candidates[0].arch

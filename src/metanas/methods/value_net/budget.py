@@ -41,7 +41,7 @@ def cheap_cells(scores: np.ndarray, *, share: float, n: int, resolution: int,
     """The ``n`` cheapest cells to train (:func:`relative_step_cost`; ties: the higher
     score) among the best ``share`` of all cells by ``scores`` (indexed by cell index):
     connected, without dead edges, one per canonical form, none whose canonical form is in
-    ``exclude``. Each carries its network score."""
+    ``exclude``. Each carries its network score as ``score``."""
     top = np.argsort(-scores, kind="stable")[:max(1, round(share * len(scores)))]
     pool, seen = [], set(exclude)
     for i in top:
@@ -51,7 +51,7 @@ def cheap_cells(scores: np.ndarray, *, share: float, n: int, resolution: int,
         seen.add(arch.canonical_form)
         pool.append((relative_step_cost(arch, resolution), -float(scores[i]), arch))
     pool.sort(key=lambda t: t[:2])
-    return [Candidate(a.to_string(), -neg, {"cheap": True}) for _, neg, a in pool[:n]]
+    return [Candidate(a.to_string(), -neg) for _, neg, a in pool[:n]]
 
 
 def budget_rank(candidates: list[Candidate], dataset: ImageDataset, *, train_budget: float,

@@ -155,7 +155,8 @@ class ValueNetMethod(MetaLearnedMethod):
     # ----- scoring ------------------------------------------------------------------------
     def ranking_fidelity(self, fidelity: str = "auto") -> str:
         """``"auto"`` resolved: ``"full"`` where one meta-training task measured at least
-        :data:`DENSE_SHARE` of the space at a full training (a published table: the network
+        :data:`DENSE_SHARE` of the space's cell strings (as published tables store them, not
+        canonical forms) at a full training (a published table: the network
         has seen full trainings of bad cells as well as good ones), else ``"proxy"`` (full
         trainings of good cells only would be extrapolated over the rest; docs/value_net.md).
         Other values pass through."""
@@ -284,7 +285,7 @@ class ValueNetMethod(MetaLearnedMethod):
         zc_config = (zero_cost_config(rerank_size, seed, self.name, rerank_batch) if proxies
                      else None)
         weights = self.rerank_weights(proxies, rerank_weights) if proxies else None
-        fidelity = self.ranking_fidelity(fidelity)
+        requested_fidelity, fidelity = fidelity, self.ranking_fidelity(fidelity)
         targets = ([self.target_fidelity(x) for x in ("full", "proxy")] if fidelity == "mix"
                    else [self.target_fidelity(fidelity)])
         t0 = time.perf_counter()
@@ -345,13 +346,19 @@ class ValueNetMethod(MetaLearnedMethod):
         if train_budget is not None and budget_cheap:
             with single_threaded():
                 all_scores = self.score_all(inputs[0]) if pool_only else scores
+            if not np.isfinite(all_scores).all():
+                raise CheckpointError("value-net produced non-finite scores for this dataset: "
+                                      "the checkpoint is damaged (no ranking returned)")
             cheap = cheap_cells(all_scores, share=budget_top, n=budget_cheap,
                                 resolution=fit_resolution(dataset.image_size),
                                 exclude={NB201Arch.from_string(c.arch).canonical_form
-                                         for c in candidates})
-            # voted on with the shortlist, in the network's order
+                                         for c in candidates[:n_vote]})
+            # voted on with the shortlist, in the network's order; the same whatever ``top``
+            taken = {NB201Arch.from_string(c.arch).canonical_form for c in cheap}
             head = sorted(candidates[:n_vote] + cheap, key=lambda c: -c.score)
-            candidates, n_vote = head + candidates[n_vote:], len(head)
+            rest = [c for c in candidates[n_vote:]
+                    if NB201Arch.from_string(c.arch).canonical_form not in taken]
+            candidates, n_vote = head + rest, len(head)
         else:
             cheap = []
         t_shortlist = time.perf_counter()
@@ -398,6 +405,7 @@ class ValueNetMethod(MetaLearnedMethod):
                 "mode": mode,
                 "resolution": task.resolution,
                 "fidelity": targets[0] if len(targets) == 1 else {"mix": targets},
+                "fidelity_requested": requested_fidelity,
                 "meta_features": features,
                 "gradient_picks": [p.to_string() for p in picks],
                 "pool_size": len(pool_idx),
