@@ -58,9 +58,9 @@ def main() -> None:
             print(f"skipping {name}: no picks in {args.bench}")
             continue
         data = api.as_dataset(picks[0]["dataset_spec"], progress=True)
-        cells = [(f"{r['method']} (seed {r['seed']})", r["pick"], r["seed"], r["test_acc"])
-                 for r in picks]
-        cells += [(label, arch, seed, None) for label, arch in REFERENCE.items()
+        cells = [(f"{r['method']} (seed {r['seed']})", r["pick"], r["seed"], r["test_acc"],
+                  r.get("search_seconds")) for r in picks]
+        cells += [(label, arch, seed, None, None) for label, arch in REFERENCE.items()
                   for seed in sorted(seeds)]
         for spec in args.search:
             method, options = parse_search(spec)
@@ -68,14 +68,16 @@ def main() -> None:
                 label = f"{spec} (seed {seed})"
                 if (name, label, seed, args.budget) not in done:
                     found = api.search(data, method=method, seed=seed, top=1, options=options)
-                    cells.append((label, found.architecture, seed, None))
-        for label, arch, seed, proxy_acc in cells:
+                    cells.append((label, found.architecture, seed, None,
+                                  found.search_seconds))
+        for label, arch, seed, proxy_acc, search_s in cells:
             if (name, label, seed, args.budget) in done:
                 continue
             res = api.fit(data, arch, budget=args.budget, seed=seed, progress=True)
             rows.append({"dataset": name, "label": label, "arch": arch, "seed": seed,
                          "budget": args.budget, "fit_test_acc": res.test_acc,
-                         "bench_proxy_test_acc": proxy_acc, "C": res.recipe["C"],
+                         "bench_proxy_test_acc": proxy_acc, "search_seconds": search_s,
+                         "C": res.recipe["C"],
                          "N": res.recipe["N"], "epochs": res.summary["epochs_run"],
                          "wall_seconds": res.seconds, "device": res.metrics["device"]})
             write_json(store, {"bench": args.bench, "rows": rows}, option="--out")
