@@ -65,6 +65,14 @@ DENSE_SHARE = 0.5
 """Share of the space one task must have measured at a full training for ``fidelity="auto"``
 to rank for a full training (the ImageNet16-120 table: all of it; MetaD2A's tasks: 1-2 cells)."""
 
+
+def check_finite(scores: np.ndarray) -> None:
+    """A damaged checkpoint scores NaN or inf; no ranking is returned from such scores."""
+    if not np.isfinite(scores).all():
+        raise CheckpointError("value-net produced non-finite scores for this dataset: "
+                              "the checkpoint is damaged (no ranking returned)")
+
+
 class ValueNetMethod(MetaLearnedMethod):
     """Search by a meta-learned value network; see the module docstring."""
 
@@ -318,9 +326,8 @@ class ValueNetMethod(MetaLearnedMethod):
                                                      for i in pool_idx])]
             else:
                 per_target = [self.score_all(f) for f in inputs]
-            if not all(np.isfinite(sc).all() for sc in per_target):
-                raise CheckpointError("value-net produced non-finite scores for this dataset: "
-                                      "the checkpoint is damaged (no ranking returned)")
+            for sc in per_target:
+                check_finite(sc)
             # "mix": the mean of the per-fidelity z-scores over all cells
             scores = per_target[0] if len(per_target) == 1 else np.mean(
                 [(sc - sc.mean()) / (sc.std() + 1e-9) for sc in per_target], axis=0)
@@ -343,14 +350,13 @@ class ValueNetMethod(MetaLearnedMethod):
             if len(candidates) >= want:
                 break
         candidates = candidates or spare[:want]  # a pool of dead-edge cells only
+        fit_side = fit_resolution(dataset.image_size)  # the side ``metanas fit`` trains at
         if train_budget is not None and budget_cheap:
             with single_threaded():
                 all_scores = self.score_all(inputs[0]) if pool_only else scores
-            if not np.isfinite(all_scores).all():
-                raise CheckpointError("value-net produced non-finite scores for this dataset: "
-                                      "the checkpoint is damaged (no ranking returned)")
+            check_finite(all_scores)
             cheap = cheap_cells(all_scores, share=budget_top, n=budget_cheap,
-                                resolution=fit_resolution(dataset.image_size),
+                                resolution=fit_side,
                                 exclude={NB201Arch.from_string(c.arch).canonical_form
                                          for c in candidates[:n_vote]})
             # voted on with the shortlist, in the network's order; the same whatever ``top``
@@ -379,7 +385,7 @@ class ValueNetMethod(MetaLearnedMethod):
             # timed with the threads the fit after the search gets (api: the free cores)
             head, budget_details = budget_rank(
                 head, dataset, train_budget=train_budget,
-                resolution=fit_resolution(dataset.image_size), tolerance=budget_tolerance,
+                resolution=fit_side, tolerance=budget_tolerance,
                 seed=seed, step_seconds=budget_step_seconds)
             budget_details["cheap_cells"] = [c.arch for c in cheap]
             floor = min(c.score for c in head)  # past the shortlist: below it, network order
