@@ -700,6 +700,29 @@ def kb_import_table(csv: str | Path, kb_path: str | Path, *, dataset: str,
                             metric_columns=metric_columns)
 
 
+def kb_merge(kb_path: str | Path, sources: list[str | Path]) -> dict[str, Any]:
+    """Copy the knowledge bases ``sources`` (files or shipped names) into the file ``kb_path``
+    (created if missing); resumable: what it holds already is kept. Per source: new tasks and
+    evaluations; then the merged base's counts."""
+    from metanas.kb import kb_names, open_kb, writable_kb
+
+    if not sources:
+        raise ConfigError("kb merge: name at least one knowledge base to merge in")
+    if not Path(kb_path).exists() and str(kb_path) in kb_names():
+        raise ConfigError(f"--kb {kb_path}: shipped knowledge bases are read-only; give a "
+                          "file path")
+    readers = []
+    try:
+        for src in sources:  # every source opens (and is checked) before the target is written
+            readers.append(open_kb(src))
+        with writable_kb(kb_path) as kb:
+            added = {str(src): kb.merge_from(r) for src, r in zip(sources, readers)}
+            return {"merged": added, "counts": kb.counts(), "sources": kb.source_counts()}
+    finally:
+        for r in readers:
+            r.close()
+
+
 DEFAULT_ANCHORS = 8
 """Cells shared by every task of a build (at most its cells per task)."""
 
@@ -767,7 +790,7 @@ __all__ = [
     "METHODS", "Budget", "FitResult", "SearchResult", "TrainResult", "as_dataset", "bench",
     "check_budget", "check_inherit", "check_model_path", "check_output", "check_search", "write_json",
     "datasets", "default_checkpoint", "fit", "import_source", "kb_build", "kb_export",
-    "kb_import_table", "kb_list", "kb_stats", "method_options", "methods", "load_model",
+    "kb_import_table", "kb_list", "kb_merge", "kb_stats", "method_options", "methods", "load_model",
     "predict", "export_model",
     "load_method", "meta_train", "parse_arch", "search", "space_info", "train",
     "validate_value_net", "zero_cost",

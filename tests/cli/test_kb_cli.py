@@ -156,3 +156,19 @@ def test_build_with_fewer_archs_than_the_default_anchors(tmp_path):
     assert res.exit_code == 0, res.output
     with KnowledgeBase(db, readonly=True) as kb:
         assert kb.counts()["evaluations"] == 2
+
+
+def test_merge_a_shipped_kb_twice_adds_nothing_the_second_time(tmp_path):
+    db = tmp_path / "merged.db"
+    res = runner.invoke(app, ["kb", "merge", "tinyimagenet-v0", "--kb", str(db)])
+    assert res.exit_code == 0, res.output
+    first = json.loads(res.output)
+    assert first["merged"]["tinyimagenet-v0"] == {"tasks": 48, "evaluations": 1440}
+    res = runner.invoke(app, ["kb", "merge", "tinyimagenet-v0", "--kb", str(db)])
+    assert json.loads(res.output)["merged"]["tinyimagenet-v0"] == {"tasks": 0, "evaluations": 0}
+    res = runner.invoke(app, ["kb", "merge", str(tmp_path / "missing.db"), "--kb",
+                              str(tmp_path / "new.db")])
+    assert res.exit_code == 2 and "missing.db" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "new.db").exists()
+    res = runner.invoke(app, ["kb", "merge", "tinyimagenet-v0", "--kb", "tinyimagenet-v1"])
+    assert res.exit_code == 2 and "read-only" in res.output

@@ -56,3 +56,15 @@ def test_omniglot_evaluation_split() -> None:
     ds = load_dataset(f"{shared_datasets_dir()}/omniglot-28px.npz[class_split=evaluation]")
     assert ds.num_classes == 659 and ds.name == "omniglot-28px-evaluation"
     assert len(ds.y_train) + len(ds.y_test) == 659 * 20
+
+
+def test_a_kb_source_named_after_a_class_split_is_found(tmp_path: Path) -> None:
+    from metanas.data.locate import find_source
+
+    path = _archive(tmp_path, class_split=np.array([0, 1, 0, 1], np.int8),
+                    split_names=np.array(["background", "evaluation"]))
+    data = load_dataset(f"{path}[class_split=evaluation]")
+    found = find_source(data.name, tmp_path)  # "omni-evaluation", as a KB task stores it
+    assert load_dataset(found).fingerprint == data.fingerprint
+    with pytest.raises(DatasetError, match="source=PATH"):
+        find_source("other-evaluation", tmp_path)

@@ -543,3 +543,31 @@ def test_stats_on_tiny_kb(kb):
     assert "alpha" in text and "published-x" in text
     assert "80.00" in text  # accuracies shown in percent
     assert len(format_stats(stats, max_tasks=1)[2].rows) == 1
+
+
+def test_merge_copies_everything_once(kb, tmp_path):
+    t = _task(kb, K1, classes=[1, 2], resolution=16, channels=3, num_classes=2,
+              sizes={"train": 20, "val": 4, "test": 6}, seed=3, spec={"n_way": 2},
+              meta_features={"f": 1.5})
+    a1, a2 = kb.add_architecture(A1), kb.add_architecture(A2)
+    kb.add_evaluation(t, a1, recipe="r", recipe_hash="h1", seed=0,
+                      metrics={"val_acc": 0.5, "test_acc": 0.4, "params": 7},
+                      recipe_config={"epochs": 6}, seconds=2.0, extra={"epochs_run": 6})
+    _eval(kb, t, a2, seed=1, recipe_hash="h2", val_acc=0.25)
+    with KnowledgeBase(tmp_path / "into.db") as into:
+        own = into.add_task(K2, name="own", source="mine")
+        into.add_evaluation(own, into.add_architecture(A3), recipe="r", recipe_hash="h1",
+                            seed=0, metrics={"val_acc": 0.9})
+        assert into.merge_from(kb) == {"tasks": 1, "evaluations": 2}
+        assert into.merge_from(kb) == {"tasks": 0, "evaluations": 0}
+        assert into.counts() == {"tasks": 2, "architectures": 3, "evaluations": 3}
+        copied = into.task(K1)
+        original = kb.task(K1)
+        for field in ("name", "source", "classes", "resolution", "channels", "num_classes",
+                      "sizes", "seed", "spec", "meta_features"):
+            assert copied[field] == original[field], field
+        rows = {r["arch"]: r for r in into.evaluations(task_key=K1)}
+        assert rows[A1]["params"] == 7 and rows[A1]["extra"] == {"epochs_run": 6}
+        assert rows[A2]["seed"] == 1 and rows[A2]["val_acc"] == 0.25
+        configs = {r["hash"]: r["config"] for r in into.recipes()}
+        assert configs["h1"] == {"epochs": 6}  # the recipe's config travels with it

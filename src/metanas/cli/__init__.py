@@ -751,6 +751,18 @@ def kb_import_source(
     out.print_json(data=summary)
 
 
+@kb_app.command("merge")
+@handles_errors
+def kb_merge(
+    sources: Annotated[list[str], typer.Argument(help="Knowledge bases to copy in (files or "
+                                                  "shipped names).")],
+    kb: Annotated[Path, typer.Option(help="Knowledge base file to merge into (created or "
+                                     "resumed).")],
+) -> None:
+    """Merge knowledge bases into one file (tasks, recipes, evaluations; repeats skipped)."""
+    out.print_json(data=_api().kb_merge(kb, sources))
+
+
 @kb_app.command("list")
 @handles_errors
 def kb_list() -> None:

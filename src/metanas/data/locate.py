@@ -17,8 +17,9 @@ def find_source(name: str, source: str | Path | None = None, *, what: str = "") 
     """The dataset called ``name`` (a knowledge base's task source, e.g.
     ``tiny-imagenet-200-64px``): ``source`` itself when it is a dataset (a file, or an
     ImageFolder with ``train/``), else ``<source>/<name>{.zip,.npz,/}``, else the same in the
-    shared datasets folder; builtin names (``digits``) are themselves. ``what`` says in the
-    error who needed it."""
+    shared datasets folder; ``<archive>-<split>`` is that class split of ``<archive>.npz``
+    (``omniglot-28px-background``); builtin names (``digits``) are themselves. ``what`` says
+    in the error who needed it."""
     name = str(name).removesuffix(".zip").removesuffix(".npz")
     if source is not None:
         path = Path(source).expanduser()
@@ -37,6 +38,10 @@ def find_source(name: str, source: str | Path | None = None, *, what: str = "") 
             cand = folder / f"{name}{suffix}"
             if cand.exists():
                 return cand
+        # a class split of an archive is named <archive>-<split> (metanas.data.sources)
+        base, _, split = name.rpartition("-")
+        if base and split and (folder / f"{base}.npz").is_file():
+            return f"{folder / base}.npz[class_split={split}]"
     where = ", ".join(str(f) for f in folders) or "no shared datasets folder found"
     raise DatasetError(f"{what + ': ' if what else ''}source dataset {name!r} is not in "
                        f"{where}; pass source=PATH (the dataset, or the folder holding it; "

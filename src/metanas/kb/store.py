@@ -1001,6 +1001,32 @@ class KnowledgeBase:
             out.append(d)
         return out
 
+    def merge_from(self, other: KnowledgeBase) -> dict[str, int]:
+        """Copy every task, architecture, recipe and evaluation of ``other`` into this base
+        (one transaction); what is already here (same task key, or same task, architecture,
+        recipe hash and seed) is kept as it is, so a repeated merge adds nothing. Returns
+        the tasks and evaluations that were new."""
+        self._require_writable()
+        configs = {r["hash"]: r["config"] for r in other.recipes()}
+        known = {row[0] for row in self.conn.execute("SELECT key FROM tasks")}
+        with self.transaction():
+            tasks = other.tasks()
+            for t in tasks:
+                self.add_task(
+                    t["key"], name=t["name"], source=t["source"], fingerprint=t["fingerprint"],
+                    classes=t["classes"], resolution=t["resolution"], channels=t["channels"],
+                    num_classes=t["num_classes"], sizes=t["sizes"], seed=t["seed"],
+                    spec=t["spec"], meta_features=t["meta_features"])
+            rows = ({
+                "task_key": e["task_key"], "arch": e["arch"], "space": e["space"],
+                "canonical": e["canonical"], "recipe": e["recipe"],
+                "recipe_hash": e["recipe_hash"], "recipe_config": configs.get(e["recipe_hash"]),
+                "seed": e["seed"], "metrics": {m: e[m] for m in METRICS},
+                "seconds": e["seconds"], "device": e["device"], "extra": e["extra"],
+            } for e in other.evaluations())
+            new = self.add_evaluations(rows)
+        return {"tasks": sum(t["key"] not in known for t in tasks), "evaluations": new}
+
     def counts(self) -> dict[str, int]:
         """Numbers of tasks, architectures and evaluations."""
         conn = self.conn
