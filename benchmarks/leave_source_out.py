@@ -194,8 +194,11 @@ def main() -> None:
                 rows.append({"variant": f"global prior of {source}", "seed": None,
                              "top1": truth[picks[0]], "best5": max(truth[a] for a in picks[:5]),
                              "picks": picks, "meta_train_s": 0.0, "search_s": 0.0})
-        # the shipped global-prior's rule (each source votes once), without the held-out table
-        prior = GlobalPrior.meta_train(kb, exclude_sources=args.heldout).search(data, top=5)
+        # the shipped global-prior's rule (each source votes once, the shipped checkpoint's
+        # non-voting sources left out), without the held-out table
+        shipped_prior = load_method("global-prior").config.prior_exclude_sources
+        prior = GlobalPrior.meta_train(kb, exclude_sources=args.heldout,
+                                       prior_exclude_sources=shipped_prior).search(data, top=5)
         picks = [c.arch for c in prior.candidates]
         rows.append({"variant": "global-prior, all sources without it (each votes once)",
                      "seed": None, "top1": truth[picks[0]],

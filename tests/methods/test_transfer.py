@@ -191,21 +191,7 @@ def test_meta_train_reports_a_missing_source_and_unknown_options(kb_path, tmp_pa
 def test_global_prior_can_average_over_the_tasks_of_the_matching_resolution(tmp_path, digits):
     """Three 8 px tasks prefer CELLS[0], two 16 px tasks CELLS[1]: the all-task prior is
     CELLS[0]; with resolution=match an 8 px dataset gets CELLS[0] and a 16 px one CELLS[1]."""
-    path = tmp_path / "two-res.db"
-    with KnowledgeBase(path) as kb:
-        for t, res in enumerate((8, 8, 8, 16, 16)):
-            spec = TaskSpec(classes=(t, t + 1), resolution=res, max_train_per_class=20, seed=t)
-            tid = kb.add_task(f"task-{t}", name=f"t{t}", source="digits",
-                              fingerprint=digits.fingerprint, classes=[t, t + 1],
-                              resolution=res, channels=1, num_classes=2,
-                              sizes={"train": 30, "val": 10, "test": 10}, spec=spec.to_dict())
-            for c, arch in enumerate(CELLS[:3]):
-                aid = kb.add_architecture(arch, canonical=NB201Arch.from_string(arch)
-                                          .canonical_hash())
-                best = 0 if res == 8 else 1
-                acc = 0.9 if c == best else 0.5 + 0.01 * c + 0.01 * t
-                kb.add_evaluation(tid, aid, recipe="manual", recipe_hash="m", seed=0,
-                                  metrics={"val_acc": acc, "test_acc": acc})
+    path = _two_resolution_kb(tmp_path / "two-res.db", digits)
     with KnowledgeBase(path, readonly=True) as kb:
         method = GlobalPrior.meta_train(kb)
     method.save(tmp_path / "gp.safetensors")
@@ -222,6 +208,38 @@ def test_global_prior_can_average_over_the_tasks_of_the_matching_resolution(tmp_
     method.info.pop("prior_by_resolution")
     with pytest.raises(CheckpointError, match="meta-train it again"):
         method.search(big, resolution="match")
+
+
+def test_prior_exclude_sources_leaves_a_source_out_of_the_prior_only(tmp_path, digits):
+    """The 16 px tasks come from a second source: left out of the prior, the 8 px tasks'
+    cell leads at every resolution; the tasks stay in the checkpoint (the nearest methods')."""
+    path = _two_resolution_kb(tmp_path / "two-src.db", digits, sources=("digits", "other"))
+    with KnowledgeBase(path, readonly=True) as kb:
+        kept = GlobalPrior.meta_train(kb, prior_exclude_sources="digits")
+        dropped = GlobalPrior.meta_train(kb, prior_exclude_sources="other")
+    assert kept.prior[0][0] == CELLS[1] and dropped.prior[0][0] == CELLS[0]
+    assert kept.info["tasks"] == dropped.info["tasks"] == 5
+    assert set(dropped.info["prior_by_resolution"]) == {"8"}
+
+
+def _two_resolution_kb(path, digits, sources=("digits", "digits")):
+    """Three 8 px tasks (of ``sources[0]``) prefer CELLS[0], two 16 px ones (``sources[1]``)
+    CELLS[1]."""
+    with KnowledgeBase(path) as kb:
+        for t, res in enumerate((8, 8, 8, 16, 16)):
+            spec = TaskSpec(classes=(t, t + 1), resolution=res, max_train_per_class=20, seed=t)
+            tid = kb.add_task(f"task-{t}", name=f"t{t}", source=sources[res == 16],
+                              fingerprint=digits.fingerprint, classes=[t, t + 1],
+                              resolution=res, channels=1, num_classes=2,
+                              sizes={"train": 30, "val": 10, "test": 10}, spec=spec.to_dict())
+            for c, arch in enumerate(CELLS[:3]):
+                aid = kb.add_architecture(arch, canonical=NB201Arch.from_string(arch)
+                                          .canonical_hash())
+                best = 0 if res == 8 else 1
+                acc = 0.9 if c == best else 0.5 + 0.01 * c + 0.01 * t
+                kb.add_evaluation(tid, aid, recipe="manual", recipe_hash="m", seed=0,
+                                  metrics={"val_acc": acc, "test_acc": acc})
+    return path
 
 
 def test_global_prior_lets_each_source_vote_once():

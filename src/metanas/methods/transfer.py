@@ -95,6 +95,11 @@ class TransferConfig:
     exclude_sources: str = ""
     """Knowledge sources left out (comma list), e.g. a published table held out to judge the
     picks on it."""
+    prior_exclude_sources: str = ""
+    """global-prior only: sources whose tasks do not vote in the prior (comma list); the
+    nearest-task methods still use them. For a source of one narrow regime (Omniglot's
+    many-way, few-image, 28 px tasks) that would sway a task-agnostic ranking toward its
+    regime's cells (docs/fisher.md)."""
     probe_steps: int = ProbeConfig.steps
     probe_lr: float = ProbeConfig.lr
     probe_samples: int = ProbeConfig.samples
@@ -257,15 +262,17 @@ class TransferMethod(MetaLearnedMethod):
         config = TransferConfig.from_options(options)
         cache = check_value("the transfer methods", "cache", bool, cache, {})
         entries, rows, table = kb_task_entries(kb, config)
+        voters = source_names(config.prior_exclude_sources)
         sources = {k: str(rows[k].get("source") or "") for k in table}
-        prior, min_tasks, n_tasks = _prior(table, config, sources)
+        table_prior = {k: v for k, v in table.items() if sources[k] not in voters}
+        prior, min_tasks, n_tasks = _prior(table_prior, config, sources)
         if not prior:
             raise KnowledgeBaseError(f"no cell is measured on {min_tasks} or more tasks (of "
                                      f"{n_tasks}); lower min_tasks")
         # the same prior over the tasks of each resolution (global-prior --set resolution=match)
         by_resolution = {}
         for res in sorted({int(r["resolution"]) for r in rows.values() if r.get("resolution")}):
-            sub = {k: v for k, v in table.items() if rows[k].get("resolution") == res}
+            sub = {k: v for k, v in table_prior.items() if rows[k].get("resolution") == res}
             res_prior = _prior(sub, config, sources)[0] if sub else []
             if res_prior:
                 by_resolution[str(res)] = res_prior
