@@ -78,6 +78,12 @@ def variants(heldout: str) -> dict[str, tuple[dict, dict]]:
         # the default search options: fidelity "auto" (proxy here: the table left out, no
         # full-training task covers the space), re-ranked by nwot on 5 cells
         "value-net, the default search (fidelity auto)": (every, {}),
+        # tasks kept together in batches, so their cells are compared (session 14): every
+        # source's, or only the Omniglot-background tasks'
+        "value-net, the default search, every task grouped in batches": (
+            {**every, "group_sources": "all"}, {}),
+        "value-net, the default search, Omniglot tasks grouped in batches": (
+            {**every, "group_sources": "omniglot-28px-background"}, {}),
         # the proxy ranking re-ranked by nwot+zico (the default of session 11) at other shortlist lengths
         **{f"value-net, all sources, fidelity-aware (proxy), re-ranked by nwot+zico, "
            f"shortlist {n}": (every, {"fidelity": "proxy", "rerank": "nwot,zico",

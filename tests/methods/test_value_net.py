@@ -302,3 +302,48 @@ def test_train_budget_shortlist_takes_cheap_cells_of_the_networks_best(model):
     one = model.search(ds, top=1, seed=0, train_budget=5.0, budget_cheap=6, **fixed)
     assert one.details["train_budget"]["cheap_cells"] == cheap
     assert one.candidates[0].arch == wide.candidates[0].arch
+
+
+def test_epoch_order_keeps_grouped_tasks_together_and_otherwise_is_a_plain_permutation():
+    import torch
+
+    from metanas.methods.value_net.model import epoch_order
+
+    tasks = torch.tensor([2, 0, 1, 2, 0, 2, 1, 1, 0, 2])
+    grouped = torch.tensor([True, False, True])
+    order = epoch_order(tasks, grouped, torch.Generator().manual_seed(0))
+    assert sorted(order.tolist()) == list(range(10))
+    seq = tasks[order].tolist()
+    for t in (0, 2):  # each grouped task's evaluations are one block
+        at = [i for i, x in enumerate(seq) if x == t]
+        assert at == list(range(at[0], at[0] + len(at)))
+    plain = epoch_order(tasks, torch.zeros(3, dtype=torch.bool), torch.Generator().manual_seed(3))
+    assert plain.tolist() == torch.randperm(10, generator=torch.Generator().manual_seed(3)).tolist()
+
+
+def test_task_grouped_batches_let_small_tasks_teach_their_ranking():
+    """A big task (3,000 evaluations, its own random order) and 60 small tasks of another kind
+    (4 evaluations each) that all rank four cells the same way. Drawn uniformly, two
+    evaluations of one small task rarely share a batch, so the rank loss hardly sees them;
+    grouped by task it does, and the network learns their order."""
+    from metanas.methods.value_net.data import TrainingData
+    from metanas.methods.value_net.model import ValueNetConfig
+
+    rng = np.random.default_rng(0)
+    small_cells = [NB201Arch.from_index(i) for i in (11, 2024, 7777, 15000)]
+    big_cells = [NB201Arch.from_index(int(i)) for i in rng.integers(0, SPACE_SIZE, 3000)]
+    features = np.concatenate([[[0.0, 0.0]], np.c_[np.ones(60), rng.normal(0, 0.1, 60)]])
+    task_index = np.r_[np.zeros(3000, int), np.repeat(np.arange(1, 61), 4)]
+    archs = np.stack([a.one_hot() for a in big_cells + small_cells * 60]).astype(np.float32)
+    small_target = np.array([1.5, 0.5, -0.5, -1.5])  # z-scores: cell 0 best
+    target = np.r_[rng.normal(0, 1, 3000), np.tile(small_target, 60)].astype(np.float32)
+    data = TrainingData(task_keys=[f"t{i}" for i in range(61)], features=features,
+                        task_index=task_index, archs=archs, target=target, accuracy=target,
+                        resolutions=[16])
+    orders = {}
+    for group in ("all", ""):
+        model = ValueNetMethod.fit(data, ValueNetConfig(epochs=30, seed=0, group_sources=group))
+        scores = model.score(model.encode_vector(np.array([1.0, 0.0])), small_cells)
+        orders[group] = list(np.argsort(-scores))
+    assert orders["all"] == [0, 1, 2, 3]
+    assert orders[""] != [0, 1, 2, 3]  # what grouping fixes

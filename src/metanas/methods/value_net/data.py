@@ -41,6 +41,17 @@ class TrainingData:
     space: a published table covers all of it, MetaD2A's tasks one or two good cells)."""
     fidelity_inputs: bool = False
     """Whether ``features`` end with the :data:`FIDELITY_NAMES` inputs."""
+    task_sources: list[str] = field(default_factory=list)
+    """The knowledge source of each task (empty: not known)."""
+
+
+def grouped_tasks(data: TrainingData, group_sources: str) -> np.ndarray:
+    """Per task, whether its evaluations stay together in batches (``group_sources``: a comma
+    list of sources, or ``all``)."""
+    names = source_names(group_sources)
+    if "all" in names:
+        return np.ones(len(data.task_keys), dtype=bool)
+    return np.array([s in names for s in data.task_sources] or [False] * len(data.task_keys))
 
 
 FIDELITY_NAMES: tuple[str, ...] = ("log2_epochs", "log2_width", "log2_depth")
@@ -106,6 +117,7 @@ def load_training_data(kb, config: ValueNetConfig) -> TrainingData:
     for key, _ in groups:
         recipes_per_task[key] = recipes_per_task.get(key, 0) + 1
     entries: list[tuple[str, np.ndarray, dict[str, float], int | None]] = []
+    sources: list[str] = []
     pooled: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for (key, rhash), archs in sorted(groups.items()):
         if len(archs) >= 3:
@@ -113,6 +125,7 @@ def load_training_data(kb, config: ValueNetConfig) -> TrainingData:
                             features_of(key, rhash),
                             {a: float(np.mean(v)) for a, v in archs.items()},
                             tasks[key].get("resolution")))
+            sources.append(tasks[key]["source"])
         elif config.pool_small_tasks:
             pooled.setdefault((tasks[key]["source"], rhash), []).append((key, rhash))
     for (source, rhash), members in sorted(pooled.items()):
@@ -126,6 +139,7 @@ def load_training_data(kb, config: ValueNetConfig) -> TrainingData:
         entries.append((f"pooled:{source}:{rhash}", feats,
                         {a: float(np.mean(v)) for a, v in per_arch.items()},
                         tasks[members[0][0]].get("resolution")))
+        sources.append(source)
     if len(entries) < 2:
         raise KnowledgeBaseError(
             f"knowledge base {getattr(kb, 'path', '')}: needs at least 2 tasks with all "
@@ -159,6 +173,7 @@ def load_training_data(kb, config: ValueNetConfig) -> TrainingData:
         resolutions=resolutions,
         fidelities=fidelities,
         fidelity_inputs=with_fidelity,
+        task_sources=sources,
     )
 
 
@@ -186,4 +201,5 @@ def task_subset(data: TrainingData, task_ids: np.ndarray) -> TrainingData:
         resolutions=data.resolutions,
         fidelities=data.fidelities,
         fidelity_inputs=data.fidelity_inputs,
+        task_sources=[data.task_sources[t] for t in task_ids] if data.task_sources else [],
     )

@@ -44,6 +44,7 @@ from metanas.methods.value_net.data import (
     TrainingData,
     _excluded,
     fidelity_vector,
+    grouped_tasks,
     load_training_data,
     published_top_cells,
 )
@@ -52,6 +53,7 @@ from metanas.methods.value_net.model import (
     ValueNetwork,
     _all_one_hots,
     _pairwise_rank_loss,
+    epoch_order,
 )
 from metanas.spaces.nb201 import NUM_EDGES, NUM_OPS, SPACE_SIZE, NB201Arch
 from metanas.tasks import make_task, proxy_resolution
@@ -123,6 +125,7 @@ class ValueNetMethod(MetaLearnedMethod):
         net = ValueNetwork(feats.shape[1], config.hidden, config.embed, config.dropout)
         opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
+        grouped = torch.as_tensor(grouped_tasks(data, config.group_sources))
         n = len(y)
         start = time.perf_counter()
         epochs = range(config.epochs)
@@ -132,7 +135,7 @@ class ValueNetMethod(MetaLearnedMethod):
             epochs = track(epochs, description="meta-train value-net", transient=True)
         for _ in epochs:
             net.train()
-            order = torch.randperm(n, generator=gen)
+            order = epoch_order(t_idx, grouped, gen)
             for b in range(0, n, config.batch_size):
                 idx = order[b : b + config.batch_size]
                 pred = net(x_f[idx], x_a[idx])

@@ -44,6 +44,12 @@ class ValueNetConfig:
     pool_small_tasks: bool = True
     exclude_sources: str = ""
     """Comma-separated task sources left out of meta-training (leave-one-source-out)."""
+    group_sources: str = ""
+    """Knowledge sources whose tasks are kept together in batches (comma list; ``all``: every
+    task). Batches are otherwise drawn uniformly over evaluations, and rank pairs must share a
+    task, so a task with a few dozen evaluations almost never forms a pair next to a table of
+    15,625: its ranking is hardly learned. A grouped task's evaluations form one block of the
+    epoch's order, so its cells are compared (docs/value_net.md, session 14)."""
 
     def __post_init__(self) -> None:
         if self.loss not in ("mse", "rank", "mse+rank"):
@@ -90,6 +96,21 @@ class ValueNetwork(nn.Module):
 def _all_one_hots() -> torch.Tensor:
     """One-hot encodings of all cells in index order (built once per process)."""
     return torch.as_tensor(np.eye(NUM_OPS, dtype=np.float32)[all_op_indices()])
+
+
+def epoch_order(task_index: torch.Tensor, grouped: torch.Tensor,
+                gen: torch.Generator) -> torch.Tensor:
+    """The order of one epoch's evaluations: a random permutation in which the evaluations of
+    each task with ``grouped[task]`` form one block (shuffled inside), placed at random among
+    the other evaluations. Nothing grouped: the plain permutation."""
+    order = torch.randperm(len(task_index), generator=gen)
+    if not bool(grouped.any()):
+        return order
+    n_tasks = len(grouped)
+    tasks = task_index[order]
+    unit = torch.where(grouped[tasks], tasks, n_tasks + torch.arange(len(order)))
+    rank = torch.randperm(n_tasks + len(order), generator=gen)  # a random place per unit
+    return order[torch.argsort(rank[unit], stable=True)]
 
 
 def _pairwise_rank_loss(pred, target, task_idx, n_pairs, gen) -> torch.Tensor:
