@@ -474,6 +474,16 @@ def bench(
     return run_bench(config, progress=progress)
 
 
+def check_writable_kb(kb_path: str | Path) -> None:
+    """A knowledge base to write must be a file: a shipped name (`metanas kb list`) is
+    refused, unless a file of that name exists."""
+    from metanas.kb import kb_names
+
+    if not Path(kb_path).exists() and str(kb_path) in kb_names():
+        raise ConfigError(f"--kb {kb_path}: shipped knowledge bases are read-only; give a "
+                          "file path")
+
+
 def import_source(
     name: str,
     kb_path: str | Path,
@@ -491,15 +501,13 @@ def import_source(
     False. Resumable: rows already stored and tasks already described are skipped.
     """
     from metanas.features.standin import standin_describer
-    from metanas.kb import KnowledgeBase, kb_names
+    from metanas.kb import KnowledgeBase
     from metanas.kb.sources import get_source, read_source, store_source
     from metanas.kb.store import writer_lock
     from metanas.paths import shared_datasets_dir
     from metanas.progress import Bars
 
-    if not Path(kb_path).exists() and str(kb_path) in kb_names():
-        raise ConfigError(f"--kb {kb_path}: shipped knowledge bases are read-only; give a "
-                          "file path")
+    check_writable_kb(kb_path)
     src = get_source(name)
     shared = shared_datasets_dir()
     if csv is None:
@@ -702,21 +710,20 @@ def kb_import_table(csv: str | Path, kb_path: str | Path, *, dataset: str,
 
 def kb_merge(kb_path: str | Path, sources: list[str | Path]) -> dict[str, Any]:
     """Copy the knowledge bases ``sources`` (files or shipped names) into the file ``kb_path``
-    (created if missing); resumable: what it holds already is kept. Per source: new tasks and
-    evaluations; then the merged base's counts."""
-    from metanas.kb import kb_names, open_kb, writable_kb
+    (created if missing); resumable: what it holds already is kept. Per source, in order: the
+    new tasks and evaluations; then the merged base's counts."""
+    from metanas.kb import open_kb, writable_kb
 
     if not sources:
         raise ConfigError("kb merge: name at least one knowledge base to merge in")
-    if not Path(kb_path).exists() and str(kb_path) in kb_names():
-        raise ConfigError(f"--kb {kb_path}: shipped knowledge bases are read-only; give a "
-                          "file path")
+    check_writable_kb(kb_path)
     readers = []
     try:
         for src in sources:  # every source opens (and is checked) before the target is written
             readers.append(open_kb(src))
         with writable_kb(kb_path) as kb:
-            added = {str(src): kb.merge_from(r) for src, r in zip(sources, readers)}
+            added = [{"source": str(src), **kb.merge_from(r)}
+                     for src, r in zip(sources, readers, strict=True)]
             return {"merged": added, "counts": kb.counts(), "sources": kb.source_counts()}
     finally:
         for r in readers:
@@ -755,7 +762,7 @@ def kb_build(
     their task meta-features in ``kb_path`` (created or resumed; see :mod:`metanas.kb_build`).
     ``elite`` cells per task are drawn near the ``elite_top`` best cells of ``elite_from``."""
     from metanas.features.metafeatures import compute_meta_features
-    from metanas.kb import kb_names, open_kb, writable_kb
+    from metanas.kb import open_kb, writable_kb
     from metanas.kb.views import accuracy_table, top_architectures
     from metanas.kb_build import BuildPlan, build_kb
 
@@ -769,9 +776,7 @@ def kb_build(
                                                                    elite_top))
         if not elite_cells:
             raise ConfigError(f"--elite-from {elite_from}: no evaluated architectures")
-    if not Path(kb_path).exists() and str(kb_path) in kb_names():
-        raise ConfigError(f"--kb {kb_path}: shipped knowledge bases are read-only; give a "
-                          "file path")
+    check_writable_kb(kb_path)
     plan = BuildPlan(
         source=source, tasks=tasks, archs_per_task=archs,
         anchors=max(0, min(DEFAULT_ANCHORS, archs)) if anchors is None else anchors,

@@ -163,12 +163,19 @@ def test_merge_a_shipped_kb_twice_adds_nothing_the_second_time(tmp_path):
     res = runner.invoke(app, ["kb", "merge", "tinyimagenet-v0", "--kb", str(db)])
     assert res.exit_code == 0, res.output
     first = json.loads(res.output)
-    assert first["merged"]["tinyimagenet-v0"] == {"tasks": 48, "evaluations": 1440}
-    res = runner.invoke(app, ["kb", "merge", "tinyimagenet-v0", "--kb", str(db)])
-    assert json.loads(res.output)["merged"]["tinyimagenet-v0"] == {"tasks": 0, "evaluations": 0}
+    assert first["merged"] == [{"source": "tinyimagenet-v0", "tasks": 48, "evaluations": 1440}]
+    res = runner.invoke(app, ["kb", "merge", "tinyimagenet-v0", "tinyimagenet-v0", "--kb", str(db)])
+    assert [(m["tasks"], m["evaluations"]) for m in json.loads(res.output)["merged"]] == [
+        (0, 0), (0, 0)]
     res = runner.invoke(app, ["kb", "merge", str(tmp_path / "missing.db"), "--kb",
                               str(tmp_path / "new.db")])
     assert res.exit_code == 2 and "missing.db" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "new.db").exists()
     res = runner.invoke(app, ["kb", "merge", "tinyimagenet-v0", "--kb", "tinyimagenet-v1"])
     assert res.exit_code == 2 and "read-only" in res.output
+    with KnowledgeBase(db) as kb:  # a row another tool wrote, that this schema refuses
+        kb.conn.execute("UPDATE tasks SET classes = '[1.5]' WHERE id = 1")
+        kb.conn.commit()
+    res = runner.invoke(app, ["kb", "merge", str(db), "--kb", str(tmp_path / "new.db")])
+    assert res.exit_code == 2 and "cannot merge" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "new.db").exists()

@@ -68,3 +68,6 @@ def test_a_kb_source_named_after_a_class_split_is_found(tmp_path: Path) -> None:
     assert load_dataset(found).fingerprint == data.fingerprint
     with pytest.raises(DatasetError, match="source=PATH"):
         find_source("other-evaluation", tmp_path)
+    np.savez(tmp_path / "plain.npz", x=np.zeros((2, 4, 4), np.uint8), y=np.arange(2))
+    with pytest.raises(DatasetError, match="source=PATH"):  # no class_split: not a split name
+        find_source("plain-64px", tmp_path)

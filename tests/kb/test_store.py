@@ -571,3 +571,17 @@ def test_merge_copies_everything_once(kb, tmp_path):
         assert rows[A2]["seed"] == 1 and rows[A2]["val_acc"] == 0.25
         configs = {r["hash"]: r["config"] for r in into.recipes()}
         assert configs["h1"] == {"epochs": 6}  # the recipe's config travels with it
+        before = {r["arch"]: r for r in kb.evaluations(task_key=K1)}
+        for arch in (A1, A2):  # who measured it and when are kept
+            assert rows[arch]["created_at"] == before[arch]["created_at"]
+            assert rows[arch]["version"] == before[arch]["version"]
+
+
+def test_merge_of_a_row_this_schema_refuses_names_the_source_and_writes_nothing(kb, tmp_path):
+    _task(kb, K1)
+    kb.conn.execute("UPDATE tasks SET classes = '[1.5]'")  # written by another tool
+    kb.conn.commit()
+    with KnowledgeBase(tmp_path / "into.db") as into:
+        with pytest.raises(KnowledgeBaseError, match=r"kb.sqlite: cannot merge: classes"):
+            into.merge_from(kb)
+        assert into.counts()["tasks"] == 0

@@ -220,6 +220,8 @@ def test_prior_exclude_sources_leaves_a_source_out_of_the_prior_only(tmp_path, d
     assert kept.prior[0][0] == CELLS[1] and dropped.prior[0][0] == CELLS[0]
     assert kept.info["tasks"] == dropped.info["tasks"] == 5
     assert set(dropped.info["prior_by_resolution"]) == {"8"}
+    with KnowledgeBase(path, readonly=True) as kb, pytest.raises(ConfigError, match="no task"):
+        GlobalPrior.meta_train(kb, prior_exclude_sources="digits,other")
 
 
 def _two_resolution_kb(path, digits, sources=("digits", "digits")):

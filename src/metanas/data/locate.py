@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from metanas.data.sources import BUILTIN_DATASETS
 from metanas.errors import DatasetError
 from metanas.paths import shared_datasets_dir
@@ -40,9 +42,20 @@ def find_source(name: str, source: str | Path | None = None, *, what: str = "") 
                 return cand
         # a class split of an archive is named <archive>-<split> (metanas.data.sources)
         base, _, split = name.rpartition("-")
-        if base and split and (folder / f"{base}.npz").is_file():
+        if base and split and _has_class_split(folder / f"{base}.npz"):
             return f"{folder / base}.npz[class_split={split}]"
     where = ", ".join(str(f) for f in folders) or "no shared datasets folder found"
     raise DatasetError(f"{what + ': ' if what else ''}source dataset {name!r} is not in "
                        f"{where}; pass source=PATH (the dataset, or the folder holding it; "
                        "or set METANAS_SHARED_DIR)")
+
+
+def _has_class_split(path: Path) -> bool:
+    """Whether ``path`` is an .npz archive with a ``class_split`` array (read lazily)."""
+    if not path.is_file():
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return "class_split" in archive.files
+    except (OSError, ValueError):
+        return False

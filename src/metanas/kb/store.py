@@ -786,6 +786,8 @@ class KnowledgeBase:
         seconds: float | None = None,
         device: str | None = None,
         extra: dict | None = None,
+        version: str | None = None,
+        created_at: str | None = None,
     ) -> bool:
         """Store one evaluation; ``False`` (and nothing written) if it exists already.
 
@@ -793,7 +795,8 @@ class KnowledgeBase:
         ``val_loss``, ``params`` and ``macs``; missing ones are stored as null, unknown names
         raise ``ValueError``. An evaluation is identified by (task, architecture, recipe_hash,
         seed). ``recipe`` (name) and ``recipe_config`` are stored once per recipe hash in the
-        ``recipes`` table (see :meth:`recipes`).
+        ``recipes`` table (see :meth:`recipes`). ``version`` and ``created_at`` (default: this
+        metanas version, now) say which metanas measured it and when; a merge keeps them.
         """
         _required_str("recipe", recipe)
         _required_str("recipe_hash", recipe_hash)
@@ -816,8 +819,8 @@ class KnowledgeBase:
             seed=_required_int("seed", seed),
             seconds=secs,
             device=device,
-            version=_version(),
-            created_at=_now(),
+            version=_version() if version is None else _required_str("version", version),
+            created_at=_now() if created_at is None else _required_str("created_at", created_at),
             extra=_dumps(extra),
         )
         columns = list(params)
@@ -1002,13 +1005,21 @@ class KnowledgeBase:
         return out
 
     def merge_from(self, other: KnowledgeBase) -> dict[str, int]:
-        """Copy every task, architecture, recipe and evaluation of ``other`` into this base
-        (one transaction); what is already here (same task key, or same task, architecture,
-        recipe hash and seed) is kept as it is, so a repeated merge adds nothing. Returns
-        the tasks and evaluations that were new."""
+        """Copy every task of ``other`` and every evaluation (with its architecture, recipe
+        and the metanas version and time that measured it) into this base, in one
+        transaction; what is already here (same task key, or same task, architecture, recipe
+        hash and seed) is kept as it is, so a repeated merge adds nothing. Returns the tasks
+        and evaluations that were new. A row ``other`` holds but this schema refuses raises
+        :class:`KnowledgeBaseError` naming ``other``, and nothing is written."""
         self._require_writable()
         configs = {r["hash"]: r["config"] for r in other.recipes()}
         known = {row[0] for row in self.conn.execute("SELECT key FROM tasks")}
+        try:
+            return self._merge_rows(other, configs, known)
+        except (ValueError, TypeError) as exc:
+            raise KnowledgeBaseError(f"{other.path}: cannot merge: {exc}") from None
+
+    def _merge_rows(self, other: KnowledgeBase, configs: dict, known: set) -> dict[str, int]:
         with self.transaction():
             tasks = other.tasks()
             for t in tasks:
@@ -1023,6 +1034,7 @@ class KnowledgeBase:
                 "recipe_hash": e["recipe_hash"], "recipe_config": configs.get(e["recipe_hash"]),
                 "seed": e["seed"], "metrics": {m: e[m] for m in METRICS},
                 "seconds": e["seconds"], "device": e["device"], "extra": e["extra"],
+                "version": e["version"], "created_at": e["created_at"],
             } for e in other.evaluations())
             new = self.add_evaluations(rows)
         return {"tasks": sum(t["key"] not in known for t in tasks), "evaluations": new}

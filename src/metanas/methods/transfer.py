@@ -96,8 +96,8 @@ class TransferConfig:
     """Knowledge sources left out (comma list), e.g. a published table held out to judge the
     picks on it."""
     prior_exclude_sources: str = ""
-    """global-prior only: sources whose tasks do not vote in the prior (comma list); the
-    nearest-task methods still use them. For a source of one narrow regime (Omniglot's
+    """Sources whose tasks do not vote in the global prior (comma list; the prior is what
+    global-prior hands out); the nearest-task methods still use their tasks. For a source of one narrow regime (Omniglot's
     many-way, few-image, 28 px tasks) that would sway a task-agnostic ranking toward its
     regime's cells (docs/fisher.md)."""
     probe_steps: int = ProbeConfig.steps
@@ -262,9 +262,12 @@ class TransferMethod(MetaLearnedMethod):
         config = TransferConfig.from_options(options)
         cache = check_value("the transfer methods", "cache", bool, cache, {})
         entries, rows, table = kb_task_entries(kb, config)
-        voters = source_names(config.prior_exclude_sources)
+        non_voting = source_names(config.prior_exclude_sources)
         sources = {k: str(rows[k].get("source") or "") for k in table}
-        table_prior = {k: v for k, v in table.items() if sources[k] not in voters}
+        table_prior = {k: v for k, v in table.items() if sources[k] not in non_voting}
+        if not table_prior:
+            raise ConfigError(f"prior_exclude_sources={config.prior_exclude_sources!r} leaves "
+                              "no task to vote in the global prior")
         prior, min_tasks, n_tasks = _prior(table_prior, config, sources)
         if not prior:
             raise KnowledgeBaseError(f"no cell is measured on {min_tasks} or more tasks (of "

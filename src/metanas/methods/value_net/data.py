@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from metanas.errors import (
+    ConfigError,
     KnowledgeBaseError,
 )
 from metanas.features.metafeatures import FEATURE_NAMES, feature_vector
@@ -47,11 +48,18 @@ class TrainingData:
 
 def grouped_tasks(data: TrainingData, group_sources: str) -> np.ndarray:
     """Per task, whether its evaluations stay together in batches (``group_sources``: a comma
-    list of sources, or ``all``)."""
+    list of sources, or ``all``). A source no task comes from is refused (a misspelt name
+    would otherwise silently train ungrouped)."""
     names = source_names(group_sources)
     if "all" in names:
         return np.ones(len(data.task_keys), dtype=bool)
-    return np.array([s in names for s in data.task_sources] or [False] * len(data.task_keys))
+    unknown = sorted(names - set(data.task_sources))
+    if unknown:
+        known = ", ".join(sorted(set(data.task_sources))) or "none recorded"
+        raise ConfigError(f"value-net group_sources: no meta-training task comes from "
+                          f"{', '.join(unknown)} (sources: {known})")
+    return np.array([s in names for s in data.task_sources] or [False] * len(data.task_keys),
+                    dtype=bool)
 
 
 FIDELITY_NAMES: tuple[str, ...] = ("log2_epochs", "log2_width", "log2_depth")

@@ -48,8 +48,8 @@ class ValueNetConfig:
     """Knowledge sources whose tasks are kept together in batches (comma list; ``all``: every
     task). Batches are otherwise drawn uniformly over evaluations, and rank pairs must share a
     task, so a task with a few dozen evaluations almost never forms a pair next to a table of
-    15,625: its ranking is hardly learned. A grouped task's evaluations form one block of the
-    epoch's order, so its cells are compared (docs/value_net.md, session 14)."""
+    15,625: its ranking is hardly learned. Each task of a grouped source forms one block of
+    the epoch's order, so its cells are compared (docs/value_net.md, session 14)."""
 
     def __post_init__(self) -> None:
         if self.loss not in ("mse", "rank", "mse+rank"):
