@@ -39,7 +39,7 @@ SLOW = (
     "kb import-table",
     "kb import-source",
 )
-WRITES_KB = ("kb build", "kb import-table", "kb import-source")
+WRITES_KB = ("kb build", "kb import-table", "kb import-source", "kb merge")
 """Commands that create ``kb.db``; the others naming it need it to exist."""
 
 
