@@ -84,6 +84,9 @@ def variants(heldout: str) -> dict[str, tuple[dict, dict]]:
             {**every, "group_sources": "all"}, {}),
         "value-net, the default search, Omniglot tasks grouped in batches": (
             {**every, "group_sources": "omniglot-28px-background"}, {}),
+        # the shipped rule since session 14: Omniglot tasks as neighbours, not trained on
+        "value-net, the default search, Omniglot tasks as neighbours": (
+            {**every, "neighbour_sources": "omniglot-28px-background"}, {}),
         # the proxy ranking re-ranked by nwot+zico (the default of session 11) at other shortlist lengths
         **{f"value-net, all sources, fidelity-aware (proxy), re-ranked by nwot+zico, "
            f"shortlist {n}": (every, {"fidelity": "proxy", "rerank": "nwot,zico",

@@ -347,3 +347,53 @@ def test_task_grouped_batches_let_small_tasks_teach_their_ranking():
     assert list(np.argsort(-scores)) == [0, 1, 2, 3]
     with pytest.raises(ConfigError, match="no meta-training task comes from smal "):
         ValueNetMethod.fit(data, ValueNetConfig(epochs=1, group_sources="smal"))
+
+
+def test_a_dataset_in_a_neighbour_sources_regime_is_searched_by_its_measured_cells(
+        synthetic_kb, tmp_path):
+    """Six tasks of a "regime" source whose meta-features are digits' own all measure cell X
+    best. Kept as neighbours (not trained on), they decide digits' search; a dataset whose
+    nearest tasks are the network's own is searched by the network as before."""
+    import shutil
+
+    from metanas.api import as_dataset
+    from metanas.features.metafeatures import compute_meta_features, feature_vector
+    from metanas.methods.value_net.regime import find_regime
+    from metanas.tasks import make_task
+
+    digits = as_dataset("digits")
+    path = tmp_path / "kb.db"
+    shutil.copyfile(synthetic_kb, path)
+    with KnowledgeBase(path, readonly=True) as kb:
+        plain = ValueNetMethod.meta_train(kb, epochs=5, seed=0)
+    task = make_task(digits, resolution=plain.task_resolution(digits), max_train_per_class=500,
+                     seed=0, max_test_per_class=1)
+    feats = compute_meta_features(task, seed=0)
+    best = NB201Arch.from_ops(["avg_pool_3x3", "none", "nor_conv_1x1", "none", "none",
+                               "skip_connect"])
+    rng = np.random.default_rng(1)
+    with KnowledgeBase(path) as kb:
+        for t in range(6):
+            tid = kb.add_task(f"regime{t}", name=f"regime-{t}", source="regime", resolution=16,
+                              meta_features=feats)
+            cells = [best] + [NB201Arch.sample(rng) for _ in range(9)]
+            for i, arch in enumerate(cells):
+                aid = kb.add_architecture(arch.to_string(), canonical=arch.canonical_hash())
+                acc = 0.9 if i == 0 else 0.3 + 0.01 * i
+                kb.add_evaluation(tid, aid, recipe="synthetic", recipe_hash="s", seed=0,
+                                  metrics={"val_acc": acc, "test_acc": acc})
+    with KnowledgeBase(path, readonly=True) as kb:
+        model = ValueNetMethod.meta_train(kb, epochs=5, seed=0, neighbour_sources="regime")
+        with pytest.raises(ConfigError, match="no task of 'nowhere'"):
+            ValueNetMethod.meta_train(kb, epochs=1, neighbour_sources="nowhere")
+    assert model.info["tasks"] == plain.info["tasks"] == 24  # the neighbours are not trained on
+    model.save(tmp_path / "vn.safetensors")
+    model = ValueNetMethod.load(tmp_path / "vn.safetensors")
+    res = model.search(digits, top=3, rerank="")
+    assert res.details["regime"]["source"] == "regime" and len(res.details["regime"]["tasks"]) == 5
+    assert res.architecture == best.to_string()
+    assert model.search(digits, top=3, rerank="", regime_k=0).details["regime"] is None
+    assert plain.search(digits, top=3, rerank="").details["regime"] is None
+    # a dataset near the network's own tasks: no regime
+    own = model.standardize(feature_vector(_features(0.5)))
+    assert find_regime(model.info, own, 5) is None

@@ -187,6 +187,11 @@ def _print_candidates(result) -> None:
         if details.get("rerank_skipped"):
             meaning += f" (no re-rank: {details['rerank_skipped']})"
         out.print(f"score: {meaning}", highlight=False, markup=False)
+    if details.get("regime"):
+        regime = details["regime"]
+        out.print(f"regime: the {len(regime['tasks'])} nearest knowledge-base tasks are "
+                  f"{regime['source']} tasks; the network's ranking is replaced by the cells "
+                  "they measured (mean z-score)", highlight=False, markup=False)
 
 
 # ----- search / train ------------------------------------------------------------------------

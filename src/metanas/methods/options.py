@@ -194,6 +194,9 @@ class ValueNetOptions(SearchOptions):
                                                "(C=8, N=1; default: timed here; set it for a "
                                                "ranking that does not depend on the machine)",
                                                min=1e-6)
+    regime_k: int = option(5, "nearest meta-training tasks that decide whether the dataset is "
+                           "in a neighbour source's regime, searched by the cells its tasks "
+                           "measured (0: never; checkpoints without neighbours: never)", min=0)
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,8 @@ def fidelity_vector(fidelity: dict[str, Any]) -> np.ndarray:
 
 
 def _excluded(config: ValueNetConfig) -> set[str]:
-    return source_names(config.exclude_sources)
+    """Sources the network does not train on: left out, or kept as neighbours."""
+    return source_names(config.exclude_sources) | source_names(config.neighbour_sources)
 
 
 def _complete(features: dict | None) -> bool:

@@ -55,6 +55,7 @@ from metanas.methods.value_net.model import (
     _pairwise_rank_loss,
     epoch_order,
 )
+from metanas.methods.value_net.regime import find_regime, neighbour_tasks
 from metanas.spaces.nb201 import NUM_EDGES, NUM_OPS, SPACE_SIZE, NB201Arch
 from metanas.tasks import make_task, proxy_resolution
 from metanas.threads import single_threaded
@@ -105,6 +106,15 @@ class ValueNetMethod(MetaLearnedMethod):
         data = load_training_data(kb, config)
         model = cls.fit(data, config, progress=progress)
         model.info["prior_cells"] = published_top_cells(kb, exclude=_excluded(config))
+        if config.neighbour_sources.strip():
+            n = len(FEATURE_NAMES)
+            model.info["regime"] = {
+                "network_tasks": [[round(float(v), 4) for v in model.standardize(row[:n])]
+                                  for row in data.features],
+                "neighbours": neighbour_tasks(
+                    kb, config.neighbour_sources,
+                    lambda feats: model.standardize(feature_vector(feats))),
+            }
         return model
 
     @classmethod
@@ -206,6 +216,13 @@ class ValueNetMethod(MetaLearnedMethod):
             raw = np.concatenate([raw, fidelity_vector(self.target_fidelity(fidelity))])
         return self.encode_vector(raw)
 
+    def standardize(self, raw_features: np.ndarray) -> np.ndarray:
+        """Raw meta-features (without fidelity inputs) as the network sees them: standardized
+        by the knowledge base's statistics, masked, clipped (the regime's distance space)."""
+        n = len(raw_features)
+        vec = (raw_features - self.feature_mean[:n]) / self.feature_std[:n] * self.feature_mask[:n]
+        return np.clip(vec, -FEATURE_CLIP, FEATURE_CLIP)
+
     def encode_vector(self, raw: np.ndarray) -> torch.Tensor:
         """A raw input row (meta-features, then fidelity inputs) as the network's input."""
         vec = (raw - self.feature_mean) / self.feature_std * self.feature_mask
@@ -270,45 +287,12 @@ class ValueNetMethod(MetaLearnedMethod):
         """The knowledge-base resolution closest to the dataset's own image side."""
         return proxy_resolution(max(dataset.image_size), self.info.get("resolutions") or (16, 32))
 
-    def _search(
-        self, dataset: ImageDataset, *, top: int, seed: int, budget: Budget | None,
-        progress: bool,
-        mode: str,
-        restarts: int,
-        max_train_per_class: int | None,
-        fidelity: str,
-        resolution: int | None,
-        prior_pool: bool,
-        rerank: str,
-        shortlist: int,
-        rerank_size: str,
-        rerank_resolution: int,
-        rerank_batch: int,
-        rerank_weights: str,
-        train_budget: float | None,
-        budget_shortlist: int,
-        budget_cheap: int,
-        budget_top: float,
-        budget_tolerance: float,
-        budget_step_seconds: float | None,
-    ) -> SearchResult:
-        proxies = check_proxies(rerank) if rerank else ()
-        zc_config = (zero_cost_config(rerank_size, seed, self.name, rerank_batch) if proxies
-                     else None)
-        weights = self.rerank_weights(proxies, rerank_weights) if proxies else None
-        requested_fidelity, fidelity = fidelity, self.ranking_fidelity(fidelity)
-        targets = ([self.target_fidelity(x) for x in ("full", "proxy")] if fidelity == "mix"
-                   else [self.target_fidelity(fidelity)])
-        t0 = time.perf_counter()
-        task = make_task(
-            dataset, resolution=resolution or self.task_resolution(dataset),
-            max_train_per_class=max_train_per_class, seed=seed,
-            max_test_per_class=1,  # the features and proxies read train and val images only
-        )
-        t_task = time.perf_counter()
-        features = compute_meta_features(task, seed=seed)
-        inputs = [self.encode_features(features, t) for t in targets]
-        t_feat = time.perf_counter()
+    def _network_pool(self, inputs: list[torch.Tensor], mode: str, restarts: int,
+                      prior_pool: bool, seed: int) -> tuple:
+        """The network's candidate pool and its scores: gradient-ascent picks, their
+        neighbours and the prior cells (``gradient``), or all cells (``exhaustive``).
+        Returns (picks, pool indices, pool scores, scores, whether scores cover the pool
+        only)."""
         with single_threaded():  # a small MLP: threads only add waiting on a busy machine
             picks = [] if mode != "gradient" else [
                 p for f in inputs
@@ -334,7 +318,56 @@ class ValueNetMethod(MetaLearnedMethod):
             # "mix": the mean of the per-fidelity z-scores over all cells
             scores = per_target[0] if len(per_target) == 1 else np.mean(
                 [(sc - sc.mean()) / (sc.std() + 1e-9) for sc in per_target], axis=0)
-            pool_scores = scores if pool_only else scores[pool_idx]
+        return picks, pool_idx, scores if pool_only else scores[pool_idx], scores, pool_only
+
+    def _search(
+        self, dataset: ImageDataset, *, top: int, seed: int, budget: Budget | None,
+        progress: bool,
+        mode: str,
+        restarts: int,
+        max_train_per_class: int | None,
+        fidelity: str,
+        resolution: int | None,
+        prior_pool: bool,
+        rerank: str,
+        shortlist: int,
+        rerank_size: str,
+        rerank_resolution: int,
+        rerank_batch: int,
+        rerank_weights: str,
+        train_budget: float | None,
+        budget_shortlist: int,
+        budget_cheap: int,
+        budget_top: float,
+        budget_tolerance: float,
+        budget_step_seconds: float | None,
+        regime_k: int,
+    ) -> SearchResult:
+        proxies = check_proxies(rerank) if rerank else ()
+        zc_config = (zero_cost_config(rerank_size, seed, self.name, rerank_batch) if proxies
+                     else None)
+        weights = self.rerank_weights(proxies, rerank_weights) if proxies else None
+        requested_fidelity, fidelity = fidelity, self.ranking_fidelity(fidelity)
+        targets = ([self.target_fidelity(x) for x in ("full", "proxy")] if fidelity == "mix"
+                   else [self.target_fidelity(fidelity)])
+        t0 = time.perf_counter()
+        task = make_task(
+            dataset, resolution=resolution or self.task_resolution(dataset),
+            max_train_per_class=max_train_per_class, seed=seed,
+            max_test_per_class=1,  # the features and proxies read train and val images only
+        )
+        t_task = time.perf_counter()
+        features = compute_meta_features(task, seed=seed)
+        inputs = [self.encode_features(features, t) for t in targets]
+        regime = find_regime(self.info, self.standardize(feature_vector(features)), regime_k)
+        t_feat = time.perf_counter()
+        if regime is not None:  # the target is in a neighbour source's regime: its evidence
+            pool_idx = np.array([NB201Arch.from_string(a).index for a in regime.evidence])
+            pool_scores = np.array(list(regime.evidence.values()))
+            picks, pool_only = [], True
+        else:
+            picks, pool_idx, pool_scores, scores, pool_only = self._network_pool(
+                inputs, mode, restarts, prior_pool, seed)
         order = np.argsort(-pool_scores, kind="stable")
         ranked, ranked_scores = pool_idx[order], pool_scores[order]
         candidates, spare, seen = [], [], set()
@@ -354,7 +387,7 @@ class ValueNetMethod(MetaLearnedMethod):
                 break
         candidates = candidates or spare[:want]  # a pool of dead-edge cells only
         fit_side = fit_resolution(dataset.image_size)  # the side ``metanas fit`` trains at
-        if train_budget is not None and budget_cheap:
+        if train_budget is not None and budget_cheap and regime is None:
             with single_threaded():
                 all_scores = self.score_all(inputs[0]) if pool_only else scores
             check_finite(all_scores)
@@ -426,6 +459,7 @@ class ValueNetMethod(MetaLearnedMethod):
                 "rerank_weights": weights,
                 "rerank_skipped": rerank_skipped,
                 "train_budget": budget_details,
+                "regime": None if regime is None else regime.to_dict(),
             },
         )
 

@@ -44,6 +44,10 @@ class ValueNetConfig:
     pool_small_tasks: bool = True
     exclude_sources: str = ""
     """Comma-separated task sources left out of meta-training (leave-one-source-out)."""
+    neighbour_sources: str = ""
+    """Sources kept out of the network and stored as neighbours: a target whose nearest
+    meta-training tasks are theirs is searched by the cells they measured
+    (:mod:`metanas.methods.value_net.regime`)."""
     group_sources: str = ""
     """Knowledge sources whose tasks are kept together in batches (comma list; ``all``: every
     task). Batches are otherwise drawn uniformly over evaluations, and rank pairs must share a
