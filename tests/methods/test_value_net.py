@@ -393,7 +393,52 @@ def test_a_dataset_in_a_neighbour_sources_regime_is_searched_by_its_measured_cel
     assert res.details["regime"]["source"] == "regime" and len(res.details["regime"]["tasks"]) == 5
     assert res.architecture == best.to_string()
     assert model.search(digits, top=3, rerank="", regime_k=0).details["regime"] is None
+    budget = model.search(digits, top=3, train_budget=30, budget_step_seconds=0.01)
+    assert budget.details["mode"] == "regime" and budget.details["train_budget"]["cheap_cells"] == []
     assert plain.search(digits, top=3, rerank="").details["regime"] is None
     # a dataset near the network's own tasks: no regime
     own = model.standardize(feature_vector(_features(0.5)))
     assert find_regime(model.info, own, 5) is None
+
+
+def _regime_info(sources_of_neighbours, network_points=((0.0, 0.0),)):
+    """Stored regime data in two dimensions: network tasks at ``network_points``, one
+    neighbour per entry of ``sources_of_neighbours`` at (10 + i, 0)."""
+    a, b = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|skip_connect~2|",
+            "|avg_pool_3x3~0|+|avg_pool_3x3~0|none~1|+|none~0|none~1|skip_connect~2|")
+    return {"regime": {"network_tasks": [list(p) for p in network_points], "neighbours": [
+        {"name": f"n{i}", "source": s, "x": [10.0 + i, 0.0], "cells": {a: 1.0, b: -1.0}}
+        for i, s in enumerate(sources_of_neighbours)]}}
+
+
+def test_find_regime_needs_a_majority_of_one_neighbour_source_and_pools_evidence():
+    from metanas.methods.value_net.regime import find_regime
+
+    info = _regime_info(["r", "r", "q"], network_points=[(9.0, 0.0), (8.0, 0.0)])
+    target = np.array([10.0, 0.0])
+    regime = find_regime(info, target, 3)  # nearest: n0 (r), n1 (r), the net task at 9
+    assert regime.source == "r" and regime.tasks == ["n0", "n1"] and regime.k == 3
+    best = next(iter(regime.evidence))
+    assert best.startswith("|nor_conv_3x3") and regime.evidence[best] == pytest.approx(2 / 3)
+    assert find_regime(info, target, 5) is None  # r has 2 of 5: no majority
+    assert find_regime(info, np.array([8.0, 0.0]), 3) is None  # the network's own tasks
+    assert find_regime({}, target, 3) is None
+
+
+@pytest.mark.parametrize("damage", [
+    lambda r: r.update(neighbours=5),
+    lambda r: r["neighbours"][0].pop("cells"),
+    lambda r: r["neighbours"][0].update(cells={"|bogus~0|": 1.0}),
+    lambda r: r["neighbours"][0].update(cells={}),
+    lambda r: r["neighbours"][0].update(x=[float("nan"), 0.0]),
+    lambda r: r["neighbours"][0]["cells"].update({next(iter(r["neighbours"][0]["cells"])): "x"}),
+    lambda r: r.update(network_tasks=[[0.0, 0.0, 0.0]]),
+])
+def test_damaged_regime_data_is_one_checkpoint_error(damage):
+    from metanas.methods.value_net.regime import check_regime
+
+    info = _regime_info(["r"])
+    check_regime(info, 2, "ck.safetensors")  # intact: fine
+    damage(info["regime"])
+    with pytest.raises(CheckpointError, match=r"^ck.safetensors: malformed regime data"):
+        check_regime(info, 2, "ck.safetensors")

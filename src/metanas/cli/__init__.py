@@ -189,9 +189,10 @@ def _print_candidates(result) -> None:
         out.print(f"score: {meaning}", highlight=False, markup=False)
     if details.get("regime"):
         regime = details["regime"]
-        out.print(f"regime: the {len(regime['tasks'])} nearest knowledge-base tasks are "
-                  f"{regime['source']} tasks; the network's ranking is replaced by the cells "
-                  "they measured (mean z-score)", highlight=False, markup=False)
+        out.print(f"regime: {len(regime['tasks'])} of the {regime['k']} nearest knowledge-base "
+                  f"tasks are {regime['source']} tasks; the network's ranking is replaced by "
+                  "the cells they measured (mean z-score, shrunk)", highlight=False,
+                  markup=False)
 
 
 # ----- search / train ------------------------------------------------------------------------

@@ -196,7 +196,8 @@ class ValueNetOptions(SearchOptions):
                                                min=1e-6)
     regime_k: int = option(5, "nearest meta-training tasks that decide whether the dataset is "
                            "in a neighbour source's regime, searched by the cells its tasks "
-                           "measured (0: never; checkpoints without neighbours: never)", min=0)
+                           "measured instead of mode and fidelity (0: never; checkpoints "
+                           "without neighbours: never)", min=0)
 
 
 @dataclass(frozen=True)

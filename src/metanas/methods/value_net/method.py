@@ -55,7 +55,7 @@ from metanas.methods.value_net.model import (
     _pairwise_rank_loss,
     epoch_order,
 )
-from metanas.methods.value_net.regime import find_regime, neighbour_tasks
+from metanas.methods.value_net.regime import check_regime, find_regime, neighbour_tasks
 from metanas.spaces.nb201 import NUM_EDGES, NUM_OPS, SPACE_SIZE, NB201Arch
 from metanas.tasks import make_task, proxy_resolution
 from metanas.threads import single_threaded
@@ -364,7 +364,8 @@ class ValueNetMethod(MetaLearnedMethod):
         if regime is not None:  # the target is in a neighbour source's regime: its evidence
             pool_idx = np.array([NB201Arch.from_string(a).index for a in regime.evidence])
             pool_scores = np.array(list(regime.evidence.values()))
-            picks, pool_only = [], True
+            check_finite(pool_scores)
+            picks, scores, pool_only = [], None, True
         else:
             picks, pool_idx, pool_scores, scores, pool_only = self._network_pool(
                 inputs, mode, restarts, prior_pool, seed)
@@ -444,7 +445,7 @@ class ValueNetMethod(MetaLearnedMethod):
                 "rerank_seconds": t_rank - t_shortlist,
             },
             details={
-                "mode": mode,
+                "mode": mode if regime is None else "regime",
                 "resolution": task.resolution,
                 "fidelity": targets[0] if len(targets) == 1 else {"mix": targets},
                 "fidelity_requested": requested_fidelity,
@@ -521,6 +522,7 @@ class ValueNetMethod(MetaLearnedMethod):
                                   "(a ranking from them would be NaN)")
         if not all(torch.isfinite(v).all() for v in tensors.values() if v.is_floating_point()):
             raise CheckpointError(f"{path}: the network holds non-finite weights")
+        check_regime(info, len(FEATURE_NAMES), str(path))
         return cls(
             net,
             feature_mean=stats["mean"],

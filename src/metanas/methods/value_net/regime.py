@@ -9,8 +9,10 @@ meta-features, standardized as the network's inputs, and its measured cells as p
 z-scores. The meta-features of the network's own tasks are kept too. At search, when most of
 the ``k`` stored tasks nearest to the target (Euclidean, in that standardized space) come from
 one neighbour source, the target is in that source's regime: its candidates are the cells
-those nearest tasks measured, scored by their mean z-score shrunk towards 0 by one
-pseudo-task (one lucky cell of one task does not lead). Elsewhere nothing changes.
+those nearest tasks measured (isomorphic cells pooled), scored by their mean z-score shrunk
+towards 0 by one pseudo-task (one lucky cell of one task does not lead); the search's
+``mode`` and ``fidelity`` then do not apply. Elsewhere nothing changes. There is no distance
+threshold: a dataset unlike every stored task goes to whichever tasks are nearest.
 """
 
 from __future__ import annotations
@@ -21,10 +23,36 @@ from typing import Any
 
 import numpy as np
 
-from metanas.errors import CheckpointError, ConfigError
+from metanas.errors import CheckpointError, ConfigError, MetanasError, first_line
 from metanas.kb.views import accuracy_table, source_names
+from metanas.spaces.nb201 import NB201Arch
 
-__all__ = ["Regime", "find_regime", "neighbour_tasks"]
+__all__ = ["Regime", "check_regime", "find_regime", "neighbour_tasks"]
+
+
+def check_regime(info: dict[str, Any], n_features: int, where: str) -> None:
+    """Refuse a checkpoint's regime data (``info["regime"]``, if any) that a search could
+    not use: wrong types or feature count, cell strings that are not NB201 cells, non-finite
+    numbers, tasks without cells. One :class:`CheckpointError` naming ``where``."""
+    stored = info.get("regime")
+    if stored is None:
+        return
+    try:
+        points = [*stored["network_tasks"], *(n["x"] for n in stored["neighbours"])]
+        if not stored["neighbours"] or any(len(p) != n_features for p in points):
+            raise ValueError("feature count")
+        if not np.isfinite(np.array(points, dtype=float)).all():
+            raise ValueError("non-finite features")
+        for n in stored["neighbours"]:
+            if not (isinstance(n["name"], str) and isinstance(n["source"], str) and n["cells"]):
+                raise ValueError("a neighbour without name, source or cells")
+            z = np.array([float(v) for v in n["cells"].values()])
+            if not np.isfinite(z).all():
+                raise ValueError("non-finite z-scores")
+            for arch in n["cells"]:
+                NB201Arch.from_string(arch)
+    except (KeyError, TypeError, ValueError, AttributeError, MetanasError) as exc:
+        raise CheckpointError(f"{where}: malformed regime data ({first_line(exc)})") from None
 
 
 @dataclass(frozen=True)
@@ -36,9 +64,11 @@ class Regime:
     tasks: list[str]
     distances: list[float]
     evidence: dict[str, float]
+    k: int
+    """How many nearest stored tasks were asked (``tasks`` are those of them of ``source``)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "tasks": self.tasks,
+        return {"source": self.source, "k": self.k, "tasks": self.tasks,
                 "distances": [round(d, 4) for d in self.distances],
                 "cells": len(self.evidence)}
 
@@ -92,10 +122,14 @@ def find_regime(info: dict[str, Any], x: np.ndarray, k: int) -> Regime | None:
     chosen = [int(i) for i, s in zip(nearest, sources, strict=True) if s == source]
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
+    names: dict[str, str] = {}  # one string per function (isomorphic cells pooled)
     for i in chosen:
         for arch, z in neighbours[i - n_net]["cells"].items():
-            sums[arch] = sums.get(arch, 0.0) + z
-            counts[arch] = counts.get(arch, 0) + 1
-    evidence = {a: sums[a] / (counts[a] + 1) for a in sums}
+            form = NB201Arch.from_string(arch).canonical_form
+            names[form] = min(names.get(form, arch), arch)
+            sums[form] = sums.get(form, 0.0) + float(z)
+            counts[form] = counts.get(form, 0) + 1
+    scored = sorted(((sums[f] / (counts[f] + 1), names[f]) for f in sums),
+                    key=lambda t: (-t[0], t[1]))  # best first, ties by the cell string
     return Regime(source, [neighbours[i - n_net]["name"] for i in chosen],
-                  [float(dist[i]) for i in chosen], evidence)
+                  [float(dist[i]) for i in chosen], {a: v for v, a in scored}, len(nearest))
