@@ -294,6 +294,16 @@ def kb_cases(d: Path) -> list[Case]:
             tolerated = (0, 2) if name == "foreign column" else 2  # an added column may be read
             cases.append(Case("kb", f"{' '.join(command)}: {name}", argv, rc=tolerated,
                               after=lambda rc, p=path, b=before: _untouched(p, b)))
+        # merged into a new file: the source untouched, no output left behind on an error
+        path, target = d / f"kb{i}-merge.db", d / f"merged{i}.db"
+        shutil.copy(good, path)
+        hurt(path)
+        cases.append(Case("kb", f"kb merge: {name}",
+                          ["kb", "merge", str(path), "--kb", str(target)],
+                          rc=(0, 2) if name == "foreign column" else 2,
+                          after=lambda rc, p=path, b=path.read_bytes(), t=target: (
+                              _untouched(p, b) or ("left the half-merged output behind"
+                                                   if rc == 2 and t.exists() else None))))
     return cases
 
 
