@@ -712,22 +712,20 @@ def kb_merge(kb_path: str | Path, sources: list[str | Path]) -> dict[str, Any]:
     """Copy the knowledge bases ``sources`` (files or shipped names) into the file ``kb_path``
     (created if missing); resumable: what it holds already is kept. Per source, in order: the
     new tasks and evaluations; then the merged base's counts."""
+    from contextlib import ExitStack
+
     from metanas.kb import open_kb, writable_kb
 
     if not sources:
         raise ConfigError("kb merge: name at least one knowledge base to merge in")
     check_writable_kb(kb_path)
-    readers = []
-    try:
-        for src in sources:  # every source opens (and is checked) before the target is written
-            readers.append(open_kb(src))
-        with writable_kb(kb_path) as kb:
-            added = [{"source": str(src), **kb.merge_from(r)}
-                     for src, r in zip(sources, readers, strict=True)]
-            return {"merged": added, "counts": kb.counts(), "sources": kb.source_counts()}
-    finally:
-        for r in readers:
-            r.close()
+    with ExitStack() as stack:
+        # every source opens (and is checked) before the target is written
+        readers = [stack.enter_context(open_kb(src)) for src in sources]
+        kb = stack.enter_context(writable_kb(kb_path))
+        added = [{"source": str(src), **kb.merge_from(r)}
+                 for src, r in zip(sources, readers, strict=True)]
+        return {"merged": added, "counts": kb.counts(), "sources": kb.source_counts()}
 
 
 DEFAULT_ANCHORS = 8

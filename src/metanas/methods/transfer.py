@@ -97,9 +97,9 @@ class TransferConfig:
     picks on it."""
     prior_exclude_sources: str = ""
     """Sources whose tasks do not vote in the global prior (comma list; the prior is what
-    global-prior hands out); the nearest-task methods still use their tasks. For a source of one narrow regime (Omniglot's
-    many-way, few-image, 28 px tasks) that would sway a task-agnostic ranking toward its
-    regime's cells (docs/fisher.md)."""
+    global-prior hands out); the nearest-task methods still use their tasks. For a source of
+    one narrow regime (Omniglot's many-way, few-image, 28 px tasks) that would sway a
+    task-agnostic ranking toward its regime's cells (docs/fisher.md)."""
     probe_steps: int = ProbeConfig.steps
     probe_lr: float = ProbeConfig.lr
     probe_samples: int = ProbeConfig.samples

@@ -62,6 +62,12 @@ def grouped_tasks(data: TrainingData, group_sources: str) -> np.ndarray:
                     dtype=bool)
 
 
+def task_zscores(values: np.ndarray) -> np.ndarray:
+    """One task's accuracies standardized (constant accuracies: all 0): what the network's
+    rank targets and the neighbour tasks' evidence are."""
+    return (values - values.mean()) / (values.std() + 1e-6)
+
+
 FIDELITY_NAMES: tuple[str, ...] = ("log2_epochs", "log2_width", "log2_depth")
 
 
@@ -162,10 +168,7 @@ def load_training_data(kb, config: ValueNetConfig) -> TrainingData:
         feats.append(vec)
         names = sorted(per_arch)
         values = np.array([per_arch[a] for a in names])
-        if config.target == "zscore":
-            tgt = (values - values.mean()) / (values.std() + 1e-6)
-        else:
-            tgt = values
+        tgt = task_zscores(values) if config.target == "zscore" else values
         for a, v, tv in zip(names, values, tgt, strict=True):
             t_idx.append(i)
             archs.append(NB201Arch.from_string(a).one_hot())

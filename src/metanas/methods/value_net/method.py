@@ -216,18 +216,17 @@ class ValueNetMethod(MetaLearnedMethod):
             raw = np.concatenate([raw, fidelity_vector(self.target_fidelity(fidelity))])
         return self.encode_vector(raw)
 
-    def standardize(self, raw_features: np.ndarray) -> np.ndarray:
-        """Raw meta-features (without fidelity inputs) as the network sees them: standardized
-        by the knowledge base's statistics, masked, clipped (the regime's distance space)."""
-        n = len(raw_features)
-        vec = (raw_features - self.feature_mean[:n]) / self.feature_std[:n] * self.feature_mask[:n]
+    def standardize(self, raw: np.ndarray) -> np.ndarray:
+        """A raw input row (meta-features, then fidelity inputs, or a leading part of it) as
+        the network sees it: standardized by the knowledge base's statistics, masked, clipped.
+        The meta-features alone are the regime's distance space."""
+        n = len(raw)
+        vec = (raw - self.feature_mean[:n]) / self.feature_std[:n] * self.feature_mask[:n]
         return np.clip(vec, -FEATURE_CLIP, FEATURE_CLIP)
 
     def encode_vector(self, raw: np.ndarray) -> torch.Tensor:
         """A raw input row (meta-features, then fidelity inputs) as the network's input."""
-        vec = (raw - self.feature_mean) / self.feature_std * self.feature_mask
-        vec = np.clip(vec, -FEATURE_CLIP, FEATURE_CLIP)
-        return torch.tensor(vec, dtype=torch.float32)[None]
+        return torch.tensor(self.standardize(raw), dtype=torch.float32)[None]
 
     @torch.no_grad()
     def score(self, features: dict[str, float] | torch.Tensor, archs: list[NB201Arch]) -> np.ndarray:

@@ -25,6 +25,7 @@ import numpy as np
 
 from metanas.errors import CheckpointError, ConfigError, MetanasError, first_line
 from metanas.kb.views import accuracy_table, source_names
+from metanas.methods.value_net.data import task_zscores
 from metanas.spaces.nb201 import NB201Arch
 
 __all__ = ["Regime", "check_regime", "find_regime", "neighbour_tasks"]
@@ -87,7 +88,7 @@ def neighbour_tasks(kb, sources: str, encode) -> list[dict[str, Any]]:
             if key not in rows or len(accs) < 3:
                 continue
             values = np.array(list(accs.values()))
-            z = (values - values.mean()) / (values.std() + 1e-6)
+            z = task_zscores(values)
             out.append({"name": rows[key]["name"], "source": source,
                         "x": [round(float(v), 4) for v in encode(rows[key]["meta_features"])],
                         "cells": {a: round(float(v), 4) for a, v in zip(accs, z, strict=True)}})
