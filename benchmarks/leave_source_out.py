@@ -87,6 +87,12 @@ def variants(heldout: str) -> dict[str, tuple[dict, dict]]:
         # the shipped rule since session 14: Omniglot tasks as neighbours, not trained on
         "value-net, the default search, Omniglot tasks as neighbours": (
             {**every, "neighbour_sources": "omniglot-28px-background"}, {}),
+        # the shortlist's vote with MeCo next to nwot (session 15)
+        **{f"value-net, the default search, Omniglot tasks as neighbours, re-ranked by "
+           f"{p.replace(',', '+')}, shortlist {n}": (
+               {**every, "neighbour_sources": "omniglot-28px-background"},
+               {"rerank": p, "shortlist": n})
+           for p, n in (("nwot,meco", 5), ("nwot,meco", 10), ("nwot", 10))},
         # the proxy ranking re-ranked by nwot+zico (the default of session 11) at other shortlist lengths
         **{f"value-net, all sources, fidelity-aware (proxy), re-ranked by nwot+zico, "
            f"shortlist {n}": (every, {"fidelity": "proxy", "rerank": "nwot,zico",

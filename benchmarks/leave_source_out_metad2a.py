@@ -67,17 +67,26 @@ def main() -> None:
     ap.add_argument("--heldout", default="nb201-imagenet16-120")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--resolution", type=int, default=16)
+    ap.add_argument("--train-seed", type=int, default=None,
+                    help="one meta-training seed for every search seed (default: the same)")
+    ap.add_argument("--standin", default=None,
+                    help="dataset searched (default: Tiny-ImageNet, the table's stand-in)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="meta-training option (repeatable), e.g. gen_epochs=30")
     ap.add_argument("--cache", default="runs/leave-out-checkpoints")
     ap.add_argument("--out", default="docs/results/leave_in16_out_metad2a")
+    ap.add_argument("--label", default="all sources without the table",
+                    help="name of the meta-trained variant in the table and the JSON")
+    ap.add_argument("--modes", default=None, help="';'-separated substrings: only the "
+                    "search variants whose name contains one")
     ap.add_argument("--skip-shipped", action="store_true")
     ap.add_argument("--only-shipped", action="store_true",
                     help="search with the shipped checkpoint only (nothing meta-trained)")
     args = ap.parse_args()
 
     shared = shared_datasets_dir()
-    standin = shared / "tiny-imagenet-200-64px.zip"
+    tiny = shared / "tiny-imagenet-200-64px.zip"  # the meta-training tasks' images
+    standin = Path(args.standin) if args.standin else tiny
     truth = read_table(shared / "knowledge" / "nb201-imagenet16-120.csv")
     values = np.array(list(truth.values()))
     reference = {"oracle": float(values.max()), "median": float(np.median(values)),
@@ -101,7 +110,11 @@ def main() -> None:
                                  *((f", pruned, {r} re-rank of {n}",
                                     {"pruned": True, "rerank": r, "shortlist": n})
                                    for r, n in (("nwot", 5), ("nwot", 10), ("nwot", 30),
-                                                ("nwot,zico", 10), ("nwot,zico", 30))))}
+                                                ("nwot,zico", 10), ("nwot,zico", 30),
+                                                ("nwot,meco", 30), ("meco", 30))))}
+    if args.modes:  # comma-separated substrings of the search variants' names
+        wanted = [m.strip() for m in args.modes.split(";")]
+        modes = {k: v for k, v in modes.items() if any(w in k for w in wanted)}
     rows = []
     if not args.skip_shipped:
         shipped = load_method("metad2a")
@@ -113,12 +126,13 @@ def main() -> None:
                                      **opts)
                 rows.append(picks_row(f"{shipped_name}, {label}", seed, res, truth))
     for seed in [] if args.only_shipped else seeds:
-        model, meta_s = meta_trained(kb_path, {**options, "seed": seed}, str(standin),
+        model, meta_s = meta_trained(kb_path, {**options, "seed": seed if args.train_seed is None else args.train_seed},
+                                     str(tiny),
                                      Path(args.cache))
         for label, opts in modes.items():
             t0 = time.perf_counter()
             res = model.search(data, top=30, seed=seed, resolution=args.resolution, **opts)
-            rows.append(picks_row(f"all sources without the table, {label}", seed, res, truth,
+            rows.append(picks_row(f"{args.label}, {label}", seed, res, truth,
                                   meta_train_s=meta_s, wall_s=time.perf_counter() - t0,
                                   tasks=model.info.get("tasks"),
                                   evaluations=model.info.get("evaluations")))

@@ -6,7 +6,7 @@
 Datasets: the embedded ``digits`` and, when ``../shared/datasets`` exists, CIFAR-10. Search
 seconds are wall time from a loaded model to the ranking, dataset encoding (image sampling +
 feature extraction), generation and ranking included; loading the dataset and the checkpoint
-is excluded. The default search (nwot re-rank of the predictor's top 30) is timed, and the
+is excluded. The default search (nwot + meco re-rank of the predictor's top 30) is timed, and the
 predictor alone (``rerank=""``), in both modes; the mode comparison (overlap, best score) is
 the predictor's. Target: <= 1 s per search on the 2-core CPU. Writes ``metad2a_speed.json``.
 """

@@ -193,6 +193,11 @@ def test_search_explains_the_score_and_rejects_top_below_one():
     assert "score: rank vote of the value network and the zero-cost proxies (nwot)" in res.output
     res = run("search", "-d", "digits", "--top", "2", "--set", "rerank=")
     assert "score: the value network's prediction, standardised per task" in res.output
+    res = run("search", "-d", "digits", "--top", "2", "--method", "metad2a")
+    assert "score: rank vote of the meta-predictor and the zero-cost proxies (nwot, meco)" in (
+        res.output)
+    res = run("search", "-d", "digits", "--top", "2", "--method", "metad2a", "--set", "rerank=")
+    assert "score: the meta-predictor's predicted accuracy" in res.output
     res = runner.invoke(app, ["search", "-d", "digits", "--top", "0"])
     assert res.exit_code == 2 and "--top must be >= 1" in res.output
 

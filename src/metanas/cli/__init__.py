@@ -141,8 +141,11 @@ SCORE_MEANING = {
                         "({proxies}) x tolerance minus the accuracy points the epochs the "
                         "budget buys the cell cost it (details.train_budget); past the "
                         "shortlist: its lowest score, in the network's order",
-    "metad2a": "the meta-predictor's predicted accuracy, standardised per task (a z-score), "
-               "averaged over resampled image sets",
+    "metad2a": "rank vote of the meta-predictor and the zero-cost proxies ({proxies}) on its "
+               "shortlist, 1 = first on all; 0 = past the shortlist (not re-ranked, in the "
+               "predictor's order)",
+    "metad2a:no-rerank": "the meta-predictor's predicted accuracy, standardised per task (a "
+                         "z-score), averaged over resampled image sets",
     "base": "log-probability of the cell under the adapted architecture distribution",
     "base-prior": "log-probability of the cell under the meta-learned architecture "
                   "distribution",

@@ -34,9 +34,10 @@ Proxies (``w``: the weights of every Conv2d and Linear layer; ``L``: mean cross-
 * ``params``, ``flops``: :func:`~metanas.spaces.nb201.count_params` and
   :func:`~metanas.spaces.nb201.count_macs` (multiply-accumulates of one image), raw counts.
 
-Passes are shared where the computation is identical: ``nwot``, ``snip``, ``grad_norm`` and
-``fisher`` come from one forward/backward pass (each reports that pass's seconds); ``params`` and
-``flops`` from one count.
+Passes are shared where the computation is identical: ``nwot``, ``snip``, ``grad_norm``,
+``fisher`` and ``meco`` come from one forward/backward pass (each reports that pass's seconds;
+BatchNorm in training mode normalises by the batch either way); ``params`` and ``flops`` from
+one count.
 
 Degenerate inputs (documented behaviour, see docs/zero_cost.md):
 
@@ -85,7 +86,7 @@ LABEL_FREE = DATA_FREE | {"nwot", "jacov", "meco"}
 MIN_RESOLUTION = 4
 """The NB201 skeleton halves the image twice; below 4 px its last shortcut pool has no input."""
 JACOV_EPS = 1e-5
-_SHARED = ("nwot", "snip", "grad_norm", "fisher")
+_SHARED = ("nwot", "snip", "grad_norm", "fisher", "meco")
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,6 @@ def score_cell(
         run(("jacov",), lambda: {"jacov": _jacov(unchanged(), x)})
         run(("grasp",), lambda: {"grasp": _grasp(fresh(), x, y)})
         run(("zico",), lambda: {"zico": _zico(unchanged(), x, y, config.zico_batches)})
-        run(("meco",), lambda: {"meco": _meco(unchanged(), x)})
         run(("params", "flops"), lambda: _size(unchanged(), x, "flops" in names))
     nonfinite = [p for p in names if not math.isfinite(scores[p])]
     for p in nonfinite:
@@ -279,11 +279,13 @@ def _weighted_layers(net: nn.Module) -> list[nn.Conv2d | nn.Linear]:
 
 def _shared_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
                  names: Sequence[str]) -> dict[str, float]:
-    """nwot (ReLU input codes), snip and grad_norm (weight gradients) and fisher (layer output
-    activations and their gradients) from one forward and one backward pass."""
+    """nwot (ReLU input codes), snip and grad_norm (weight gradients), fisher (layer output
+    activations and their gradients) and meco (every module's feature map of the first image)
+    from one forward and one backward pass."""
     want_nwot = "nwot" in names
     want_loss = any(p in names for p in ("snip", "grad_norm", "fisher"))
     want_fisher = "fisher" in names
+    want_meco = "meco" in names
     b = len(x)
     kernel = torch.zeros(b, b, dtype=torch.float64)
     hooks = []
@@ -312,9 +314,18 @@ def _shared_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
         out.register_hook(on_grad)
 
+    meco_maps: list[torch.Tensor] = []
+
+    def first_map(_mod, _inp, out) -> None:  # meco: the first image's feature map
+        if (isinstance(out, torch.Tensor) and out.ndim == 4 and out.shape[1] >= 2
+                and out.shape[-2:].numel() >= 2):  # else no correlation matrix
+            meco_maps.append(out[0].detach().reshape(out.shape[1], -1))
+
     if want_nwot:
         hooks += [m.register_forward_pre_hook(relu_codes) for m in net.modules()
                   if isinstance(m, nn.ReLU)]
+    if want_meco:
+        hooks += [m.register_forward_hook(first_map) for m in net.modules()]
     if want_fisher:
         hooks += [m.register_forward_hook(capture) for m in _weighted_layers(net)]
     try:
@@ -331,6 +342,9 @@ def _shared_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
     if want_nwot:
         sign, logdet = np.linalg.slogdet(kernel.numpy())
         out["nwot"] = float(logdet) if sign > 0 else -math.inf
+    if want_meco:
+        terms = _meco_terms(meco_maps)
+        out["meco"] = float(terms[torch.isfinite(terms)].sum())
     if want_loss:
         snip = grad_norm = 0.0
         for layer in _weighted_layers(net):
@@ -425,26 +439,23 @@ def _zico(net: nn.Module, x: torch.Tensor, y: torch.Tensor, parts: int) -> float
     return total
 
 
-def _meco(net: nn.Module, x: torch.Tensor) -> float:
-    values: list[torch.Tensor] = []
-
-    def min_eig(_mod, _inp, out) -> None:
-        if (not isinstance(out, torch.Tensor) or out.ndim != 4 or out.shape[1] < 2
-                or out.shape[-2:].numel() < 2):
-            return  # no correlation matrix: one channel (C=1) or one pixel
-        maps = out[0].detach().reshape(out.shape[1], -1).double()
-        corr = torch.nan_to_num(torch.corrcoef(maps), nan=0.0, posinf=0.0, neginf=0.0)
-        values.append(torch.linalg.eigvalsh(corr)[0])
-
-    hooks = [m.register_forward_hook(min_eig) for m in net.modules()]
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    total = torch.stack(values) if values else torch.zeros(1, dtype=torch.float64)
-    return float(total[torch.isfinite(total)].sum())
+def _meco_terms(maps: list[torch.Tensor]) -> torch.Tensor:
+    """Smallest eigenvalue of each (channels, pixels) map's channel Pearson correlation
+    matrix, undefined correlations (a constant channel) as 0; maps of one shape share one
+    batched eigen-decomposition (a cell has ~60 of them, most alike)."""
+    groups: dict[tuple[int, ...], list[torch.Tensor]] = {}
+    for m in maps:
+        groups.setdefault(tuple(m.shape), []).append(m)
+    terms = []
+    for same in groups.values():
+        x = torch.stack(same).double()
+        x = x - x.mean(-1, keepdim=True)
+        cov = x @ x.transpose(1, 2)
+        d = torch.diagonal(cov, dim1=1, dim2=2).sqrt()
+        corr = (cov / d[:, :, None] / d[:, None, :]).clamp(-1.0, 1.0)  # as torch.corrcoef
+        corr = torch.nan_to_num(corr, nan=0.0, posinf=0.0, neginf=0.0)
+        terms.append(torch.linalg.eigvalsh(corr)[:, 0])
+    return torch.cat(terms) if terms else torch.zeros(1, dtype=torch.float64)
 
 
 def rank_vote(results: Sequence[dict[str, Any]], proxies: Sequence[str],

@@ -265,7 +265,8 @@ class MetaD2AOptions(SearchOptions):
                                     min=4, max=512)
     pruned: bool = option(True, "score each cell by its pruned form (edges that cannot reach "
                           "the output set to none), so cells computing one function score alike")
-    rerank: str = option("nwot", "zero-cost proxies that re-rank the shortlist (empty: off)")
+    rerank: str = option("nwot,meco", "zero-cost proxies that re-rank the shortlist (empty: "
+                         "off; nwot and meco share one forward pass)")
     shortlist: int = option(30, "cells re-ranked by the proxies (the predictor's best, as "
                             "the paper trains its top 30; the rest follow in its order)", min=1,
                             max=15625)
