@@ -121,3 +121,24 @@ def test_pruned_inputs_show_the_predictor_what_a_cell_computes():
     assert torch.equal(as_written, dag_batch(cells))
     assert torch.equal(pruned, dag_batch([c.pruned() for c in cells]))
     assert not torch.equal(pruned[0], as_written[0])
+
+
+def test_each_network_learns_from_its_named_sources(mixed_kb, image_source):
+    """``generator_sources`` / ``predictor_sources``: the published tasks teach only the
+    generator, the image tasks only the predictor; an unknown source is one clear error."""
+    with KnowledgeBase(mixed_kb, readonly=True) as kb:
+        model = MetaD2AMethod.meta_train(
+            kb, source=image_source, extractor=stats_extractor(), cache=False, seed=0,
+            **{**TINY, "gen_epochs": 2, "pred_epochs": 10, "holdout": 0.0},
+            generator_sources=SOURCE, predictor_sources="synthetic-images")
+        assert model.info["generator"]["tasks"] == 3
+        assert model.info["generator"]["pairs"] == 1 + 2 + 3  # every cell of the 3 tasks
+        assert model.info["predictor"]["tasks"] == 24
+        both = MetaD2AMethod.meta_train(
+            kb, source=image_source, extractor=stats_extractor(), cache=False, seed=0,
+            **{**TINY, "gen_epochs": 2, "pred_epochs": 10, "holdout": 0.0})
+        assert both.info["generator"]["tasks"] == 27 and both.info["predictor"]["tasks"] == 26
+        with pytest.raises(KnowledgeBaseError, match="generator_sources: no usable task of "
+                                                     "nowhere"):
+            MetaD2AMethod.meta_train(kb, source=image_source, extractor=stats_extractor(),
+                                     cache=False, **TINY, generator_sources="nowhere")

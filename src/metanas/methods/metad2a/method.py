@@ -132,8 +132,10 @@ class MetaD2AMethod(MetaLearnedMethod):
         if len(val_ids):
             # at most 100 held-out tasks: 400 draws each, and a combined KB holds thousands
             info["generator_holdout"] = generator_metrics(
-                generator, data, data.with_cells(val_ids, config.gen_min_cells)[:100],
-                train_ids, config, samples=200, seed=config.seed)
+                generator, data,
+                data.with_cells(val_ids, config.gen_min_cells, config.generator_sources)[:100],
+                data.with_cells(train_ids, config.gen_min_cells, config.generator_sources),
+                config, samples=200, seed=config.seed)
         if config.refit and len(val_ids):
             all_ids = np.arange(len(data))
             generator, _ = fit_generator(data, config, all_ids, progress=progress)

@@ -96,6 +96,11 @@ class MetaD2AConfig:
     recipe: str | None = None
     exclude_sources: str = ""
     """Knowledge-base sources left out (comma list), e.g. a published table held out."""
+    generator_sources: str = ""
+    """Sources whose tasks teach the generator (comma list; empty: every source). MetaD2A's
+    own database proposes better top 30s than KB v1's proxy tasks (docs/metad2a.md)."""
+    predictor_sources: str = ""
+    """Sources whose tasks teach the predictor (comma list; empty: every source)."""
     gen_min_cells: int = 1
     """Tasks with at least this many measured cells teach the generator (a published task
     with one real training still says which cell was trained for it)."""
@@ -161,6 +166,8 @@ class MetaTrainData:
     archs: list[list[NB201Arch]]
     accuracy: list[np.ndarray]
     resolutions: list[int] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    """Each task's knowledge source (empty: not recorded, every task counts as any source)."""
 
     @property
     def feature_dim(self) -> int:
@@ -169,9 +176,12 @@ class MetaTrainData:
     def __len__(self) -> int:
         return len(self.task_keys)
 
-    def with_cells(self, ids, min_cells: int) -> np.ndarray:
-        """The tasks of ``ids`` with at least ``min_cells`` measured cells."""
-        return np.array([int(t) for t in ids if len(self.archs[int(t)]) >= min_cells],
+    def with_cells(self, ids, min_cells: int, sources: str = "") -> np.ndarray:
+        """The tasks of ``ids`` with at least ``min_cells`` measured cells, of ``sources``
+        (comma list; empty: any)."""
+        named = source_names(sources)
+        return np.array([int(t) for t in ids if len(self.archs[int(t)]) >= min_cells
+                         and (not named or not self.sources or self.sources[int(t)] in named)],
                         dtype=np.int64)
 
 
@@ -201,7 +211,15 @@ def load_meta_data(kb, extractor: FeatureExtractor, config: MetaD2AConfig, *, so
         archs.append([NB201Arch.from_string(a) for a in names])
         accs.append(np.array([table[k][a] for a in names], dtype=np.float64))
     resolutions = sorted({int(tasks[k]["resolution"]) for k in keys if tasks[k].get("resolution")})
-    return MetaTrainData(keys, [pools[k] for k in keys], archs, accs, resolutions)
+    present = {tasks[k]["source"] for k in keys}
+    for name in ("generator_sources", "predictor_sources"):
+        missing = source_names(getattr(config, name)) - present
+        if missing:
+            raise KnowledgeBaseError(
+                f"MetaD2A {name}: no usable task of {', '.join(sorted(missing))} in the "
+                f"knowledge base (sources: {', '.join(sorted(present))})")
+    return MetaTrainData(keys, [pools[k] for k in keys], archs, accs, resolutions,
+                         [tasks[k]["source"] for k in keys])
 
 
 def split_tasks(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -242,7 +260,7 @@ def fit_generator(data: MetaTrainData, config: MetaD2AConfig, ids, *, epochs: in
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed + 1)
     model = new_generator(data.feature_dim, config)
-    ids = data.with_cells(ids, config.gen_min_cells)
+    ids = data.with_cells(ids, config.gen_min_cells, config.generator_sources)
     model.encoder.set_feature_stats(pooled_features(data, ids))
     pairs = top_k_targets(data, ids, config.gen_top_k)
     types = dag_batch([a for _, a in pairs])
@@ -273,7 +291,7 @@ def fit_generator(data: MetaTrainData, config: MetaD2AConfig, ids, *, epochs: in
                                                           for k, v in parts.items()}})
             bars.advance(bar, status=f"loss {history[-1]['loss']:.3f}")
     model.eval()
-    info = {"pairs": len(pairs), "epochs": epochs, "final": history[-1],
+    info = {"tasks": len(ids), "pairs": len(pairs), "epochs": epochs, "final": history[-1],
             "seconds": round(time.perf_counter() - start, 1)}
     return model, info
 
@@ -324,8 +342,8 @@ def fit_predictor(data: MetaTrainData, config: MetaD2AConfig, train_ids, val_ids
     """Train the predictor on tasks ``train_ids``; keep the epoch best on ``val_ids`` (tasks
     with fewer than ``pred_min_cells`` cells are skipped in both)."""
     torch.manual_seed(config.seed)
-    train_ids = data.with_cells(train_ids, config.pred_min_cells)
-    val_ids = data.with_cells(val_ids, config.pred_min_cells)
+    train_ids = data.with_cells(train_ids, config.pred_min_cells, config.predictor_sources)
+    val_ids = data.with_cells(val_ids, config.pred_min_cells, config.predictor_sources)
     gen = torch.Generator().manual_seed(config.seed + 2)
     model = new_predictor(data.feature_dim, config)
     model.encoder.set_feature_stats(pooled_features(data, train_ids))
@@ -384,7 +402,7 @@ def fit_predictor(data: MetaTrainData, config: MetaD2AConfig, train_ids, val_ids
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     model.eval()
-    info = {"epochs": epochs, "best_epoch": best["epoch"], "curve": curve,
+    info = {"tasks": len(train_ids), "epochs": epochs, "best_epoch": best["epoch"], "curve": curve,
             "seconds": round(time.perf_counter() - start, 1)}
     if best["metrics"] is not None:
         info["holdout"] = best["metrics"]
