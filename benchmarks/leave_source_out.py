@@ -93,6 +93,14 @@ def variants(heldout: str) -> dict[str, tuple[dict, dict]]:
                {**every, "neighbour_sources": "omniglot-28px-background"},
                {"rerank": p, "shortlist": n})
            for p, n in (("nwot,meco", 5), ("nwot,meco", 10), ("nwot", 10))},
+        # more gradient-ascent restarts: the pool holds the network's favourites more often
+        **{f"value-net, the default search, Omniglot tasks as neighbours, {r} restarts{note}": (
+               {**every, "neighbour_sources": "omniglot-28px-background"},
+               {"restarts": r, **extra})
+           for r in (16, 32, 64)
+           for note, extra in (("", {}), (", no re-rank", {"rerank": ""}))},
+        "value-net, the default search, Omniglot tasks as neighbours, no re-rank": (
+            {**every, "neighbour_sources": "omniglot-28px-background"}, {"rerank": ""}),
         # the proxy ranking re-ranked by nwot+zico (the default of session 11) at other shortlist lengths
         **{f"value-net, all sources, fidelity-aware (proxy), re-ranked by nwot+zico, "
            f"shortlist {n}": (every, {"fidelity": "proxy", "rerank": "nwot,zico",
