@@ -112,9 +112,11 @@ def main() -> None:
                                    for r, n in (("nwot", 5), ("nwot", 10), ("nwot", 30),
                                                 ("nwot,zico", 10), ("nwot,zico", 30),
                                                 ("nwot,meco", 30), ("meco", 30))))}
-    if args.modes:  # comma-separated substrings of the search variants' names
+    if args.modes:  # ';'-separated substrings of the search variants' names
         wanted = [m.strip() for m in args.modes.split(";")]
         modes = {k: v for k, v in modes.items() if any(w in k for w in wanted)}
+        if not modes:
+            raise SystemExit(f"--modes {args.modes!r} matches no search variant")
     rows = []
     if not args.skip_shipped:
         shipped = load_method("metad2a")
@@ -126,14 +128,15 @@ def main() -> None:
                                      **opts)
                 rows.append(picks_row(f"{shipped_name}, {label}", seed, res, truth))
     for seed in [] if args.only_shipped else seeds:
-        model, meta_s = meta_trained(kb_path, {**options, "seed": seed if args.train_seed is None else args.train_seed},
-                                     str(tiny),
+        train_seed = seed if args.train_seed is None else args.train_seed
+        model, meta_s = meta_trained(kb_path, {**options, "seed": train_seed}, str(tiny),
                                      Path(args.cache))
         for label, opts in modes.items():
             t0 = time.perf_counter()
             res = model.search(data, top=30, seed=seed, resolution=args.resolution, **opts)
             rows.append(picks_row(f"{args.label}, {label}", seed, res, truth,
                                   meta_train_s=meta_s, wall_s=time.perf_counter() - t0,
+                                  train_seed=train_seed,
                                   tasks=model.info.get("tasks"),
                                   evaluations=model.info.get("evaluations")))
 
@@ -153,6 +156,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"heldout": args.heldout, "kb": args.kb, "standin": standin.name,
                "resolution": args.resolution, "seeds": seeds, "options": options,
+               "train_seed": args.train_seed, "label": args.label,
                "reference": reference,
                "summary": {k: {m: float(np.mean(v)) for m, v in s.items()}
                            for k, s in summary.items()}, "rows": rows}

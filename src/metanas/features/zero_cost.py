@@ -319,7 +319,8 @@ def _shared_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
     def first_map(_mod, _inp, out) -> None:  # meco: the first image's feature map
         if (isinstance(out, torch.Tensor) and out.ndim == 4 and out.shape[1] >= 2
                 and out.shape[-2:].numel() >= 2):  # else no correlation matrix
-            meco_maps.append(out[0].detach().reshape(out.shape[1], -1))
+            # a copy: a view would keep the whole batch's activation alive to the end
+            meco_maps.append(out[0].detach().reshape(out.shape[1], -1).clone())
 
     if want_nwot:
         hooks += [m.register_forward_pre_hook(relu_codes) for m in net.modules()

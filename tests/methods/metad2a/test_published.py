@@ -138,7 +138,24 @@ def test_each_network_learns_from_its_named_sources(mixed_kb, image_source):
             kb, source=image_source, extractor=stats_extractor(), cache=False, seed=0,
             **{**TINY, "gen_epochs": 2, "pred_epochs": 10, "holdout": 0.0})
         assert both.info["generator"]["tasks"] == 27 and both.info["predictor"]["tasks"] == 26
-        with pytest.raises(KnowledgeBaseError, match="generator_sources: no usable task of "
-                                                     "nowhere"):
+        with pytest.raises(KnowledgeBaseError, match="generator_sources: no task of nowhere"):
             MetaD2AMethod.meta_train(kb, source=image_source, extractor=stats_extractor(),
                                      cache=False, **TINY, generator_sources="nowhere")
+        # the published source's tasks all have < 4 cells: nothing to rank, one clear error
+        with pytest.raises(KnowledgeBaseError, match="predictor_sources: no task of "
+                                                     f"{SOURCE} with >= 4"):
+            MetaD2AMethod.meta_train(kb, source=image_source, extractor=stats_extractor(),
+                                     cache=False, **{**TINY, "pred_min_cells": 4},
+                                     predictor_sources=SOURCE)
+
+
+def test_no_task_left_for_a_network_is_one_clear_error():
+    """E.g. the holdout split took every task of a small named source."""
+    from metanas.methods.metad2a.training import MetaTrainData, _taught
+
+    archs = [[NB201Arch.from_string(CELLS[0]), NB201Arch.from_string(CELLS[1])]] * 2
+    data = MetaTrainData(["a", "b"], [[], []], archs, [np.zeros(2), np.zeros(2)], [16],
+                         ["src-a", "src-b"])
+    assert list(_taught(data, [0, 1], 2, "src-b", "predictor")) == [1]
+    with pytest.raises(KnowledgeBaseError, match="predictor: no training task .* of src-b"):
+        _taught(data, [0], 2, "src-b", "predictor")

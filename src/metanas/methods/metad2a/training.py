@@ -202,6 +202,15 @@ def load_meta_data(kb, extractor: FeatureExtractor, config: MetaD2AConfig, *, so
             f"MetaD2A needs at least 3 tasks with >= {config.pred_min_cells} evaluated "
             f"architectures each (metric {config.metric}, recipe {config.recipe or 'any'}"
             f"{', without ' + ', '.join(sorted(excluded)) if excluded else ''}); found {ranked}")
+    for name, min_cells in (("generator_sources", config.gen_min_cells),
+                            ("predictor_sources", config.pred_min_cells)):
+        usable = {tasks[k]["source"] for k in keys if len(table[k]) >= min_cells}
+        missing = source_names(getattr(config, name)) - usable
+        if missing:  # checked before the images are encoded
+            raise KnowledgeBaseError(
+                f"MetaD2A {name}: no task of {', '.join(sorted(missing))} with >= {min_cells} "
+                f"evaluated architectures in the knowledge base (sources with such tasks: "
+                f"{', '.join(sorted(usable)) or 'none'})")
     pools = kb_task_pools([tasks[k] for k in keys], extractor, source=source,
                           per_class=config.pool_per_class, seed=config.seed, cache=cache,
                           progress=progress)
@@ -211,13 +220,6 @@ def load_meta_data(kb, extractor: FeatureExtractor, config: MetaD2AConfig, *, so
         archs.append([NB201Arch.from_string(a) for a in names])
         accs.append(np.array([table[k][a] for a in names], dtype=np.float64))
     resolutions = sorted({int(tasks[k]["resolution"]) for k in keys if tasks[k].get("resolution")})
-    present = {tasks[k]["source"] for k in keys}
-    for name in ("generator_sources", "predictor_sources"):
-        missing = source_names(getattr(config, name)) - present
-        if missing:
-            raise KnowledgeBaseError(
-                f"MetaD2A {name}: no usable task of {', '.join(sorted(missing))} in the "
-                f"knowledge base (sources: {', '.join(sorted(present))})")
     return MetaTrainData(keys, [pools[k] for k in keys], archs, accs, resolutions,
                          [tasks[k]["source"] for k in keys])
 
@@ -248,6 +250,17 @@ def top_k_targets(data: MetaTrainData, ids, k: int) -> list[tuple[int, NB201Arch
     return out
 
 
+def _taught(data: MetaTrainData, ids, min_cells: int, sources: str, network: str) -> np.ndarray:
+    """The tasks of ``ids`` that teach ``network``; none left is one clear error."""
+    taught = data.with_cells(ids, min_cells, sources)
+    if not len(taught):
+        raise KnowledgeBaseError(
+            f"MetaD2A {network}: no training task with >= {min_cells} evaluated architectures"
+            f"{' of ' + sources if sources else ''} (after the holdout split; lower holdout or "
+            f"name more {network}_sources)")
+    return taught
+
+
 # ----- generator -----------------------------------------------------------------------------
 def new_generator(feature_dim: int, c: MetaD2AConfig) -> Generator:
     return Generator(feature_dim, hidden=c.hidden, latent=c.latent, graph_hidden=c.gen_hidden,
@@ -260,7 +273,7 @@ def fit_generator(data: MetaTrainData, config: MetaD2AConfig, ids, *, epochs: in
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed + 1)
     model = new_generator(data.feature_dim, config)
-    ids = data.with_cells(ids, config.gen_min_cells, config.generator_sources)
+    ids = _taught(data, ids, config.gen_min_cells, config.generator_sources, "generator")
     model.encoder.set_feature_stats(pooled_features(data, ids))
     pairs = top_k_targets(data, ids, config.gen_top_k)
     types = dag_batch([a for _, a in pairs])
@@ -342,7 +355,8 @@ def fit_predictor(data: MetaTrainData, config: MetaD2AConfig, train_ids, val_ids
     """Train the predictor on tasks ``train_ids``; keep the epoch best on ``val_ids`` (tasks
     with fewer than ``pred_min_cells`` cells are skipped in both)."""
     torch.manual_seed(config.seed)
-    train_ids = data.with_cells(train_ids, config.pred_min_cells, config.predictor_sources)
+    train_ids = _taught(data, train_ids, config.pred_min_cells, config.predictor_sources,
+                        "predictor")
     val_ids = data.with_cells(val_ids, config.pred_min_cells, config.predictor_sources)
     gen = torch.Generator().manual_seed(config.seed + 2)
     model = new_predictor(data.feature_dim, config)
