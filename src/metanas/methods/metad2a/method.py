@@ -231,8 +231,10 @@ class MetaD2AMethod(MetaLearnedMethod):
         resolution = resolution or self.task_resolution(dataset)
         details: dict[str, Any] = {"mode": mode, "resamples": resamples,
                                    "resolution": resolution, "pruned": pruned}
+        # the extractor over every pooled image (8,000 for 200 classes) is the one large
+        # network here: it runs on the threads the caller gives (the API: the free cores)
+        pools = self.encode(dataset, seed=seed, resolution=resolution)
         with single_threaded():  # small networks: threads only wait on a busy machine
-            pools = self.encode(dataset, seed=seed, resolution=resolution)
             sets = self.image_sets(pools, resamples, seed)
             t_enc = time.perf_counter()
             if mode == "generate":
