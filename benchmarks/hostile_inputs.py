@@ -201,7 +201,11 @@ def option_cases(d: Path) -> list[Case]:
                   ("value-net", ["--kb", "default"], "lr=nan", "lr"),
                   ("value-net", ["--kb", "default"], f"lr={'9' * 400}", "lr"),
                   ("metad2a", ["--kb", "default"], "hidden=-3", "hidden"),
-                  ("metad2a", ["--kb", "default"], "cache=abc", "cache"))]
+                  ("metad2a", ["--kb", "default"], "cache=abc", "cache"),
+                  ("metad2a", ["--kb", "default"], "generator_sources=nowhere",
+                   "generator_sources"),
+                  ("metad2a", ["--kb", "default"], "predictor_sources=nowhere",
+                   "predictor_sources"))]
     cases += [Case("option", "validate --folds 1", ["validate", "--kb", "default", "--folds", "1"],
                    needle="folds")]
     cases += [
