@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from leave_source_out import expected_best_of, meta_trained, read_table
+from leave_source_out import draw_references, expected_best_of, meta_trained, read_table
 
 from metanas.api import load_method, search
 from metanas.data import load_dataset
@@ -138,9 +138,7 @@ def plot(summary: dict, reference: dict, path: Path, dataset: str, heldout: str)
                    alpha=0.6, label="top-1, one seed" if i == 0 else None)
         ax.scatter(np.mean(summary[name]["best5"]), i + 0.2, marker="^", color="C1",
                    label="best of 5, mean" if i == 0 else None)
-    for (name, v), style in zip(reference.items(), ("-", ":", "--", "--"), strict=True):
-        ax.axvline(v, color="grey", ls=style, lw=0.8)
-        ax.text(v, len(names) - 0.5, name, rotation=90, fontsize=7, va="top")
+    draw_references(ax, reference, len(names) - 0.5)
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel(f"200-epoch {heldout} test accuracy of the pick on {dataset} (%)")
     ax.legend(fontsize=8, loc="lower left")

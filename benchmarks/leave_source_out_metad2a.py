@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from leave_source_out import expected_best_of, read_table
+from leave_source_out import draw_references, expected_best_of, read_table
 
 from metanas.api import load_method
 from metanas.data import load_dataset
@@ -176,11 +176,7 @@ def plot(summary: dict, reference: dict, path: Path, heldout: str) -> None:
     for i, (n, marker) in enumerate(zip(TOPS, "os^", strict=True)):
         ax.scatter([np.mean(summary[k][f"best{n}"]) for k in names], y + (i - 1) * 0.15,
                    marker=marker, label=f"best of top {n}")
-    for (name, v), style in zip(reference.items(), ("-", ":", "--", "--", "--", "--"),
-                                strict=False):
-        if name != "median":
-            ax.axvline(v, color="grey", ls=style, lw=0.8)
-            ax.text(v, len(names) - 0.4, name, rotation=90, fontsize=7, va="top")
+    draw_references(ax, reference, len(names) - 0.4)
     ax.set_yticks(y, names, fontsize=8)
     ax.set_xlabel(f"200-epoch test accuracy on {heldout} (%)")
     ax.legend(fontsize=8, loc="lower left")
