@@ -97,8 +97,9 @@ class MetaD2AConfig:
     exclude_sources: str = ""
     """Knowledge-base sources left out (comma list), e.g. a published table held out."""
     generator_sources: str = ""
-    """Sources whose tasks teach the generator (comma list; empty: every source). MetaD2A's
-    own database proposes better top 30s than KB v1's proxy tasks (docs/metad2a.md)."""
+    """Sources whose tasks teach the generator (comma list; empty: every source). Measured:
+    MetaD2A's database for the generator with KB v1 for the predictor is worse than KB v1 for
+    both (docs/metad2a.md)."""
     predictor_sources: str = ""
     """Sources whose tasks teach the predictor (comma list; empty: every source)."""
     gen_min_cells: int = 1
