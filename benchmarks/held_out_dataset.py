@@ -8,7 +8,8 @@ closely the two rank NB201's cells cannot be measured here, so this judges how w
 method transfers what it learned to a new dataset, not CIFAR-10 accuracy itself.
 
 * value-net: meta-trained without the table with the shipped options (the Omniglot-background
-  tasks as neighbours), one meta-training per seed (cached with leave_source_out.py's);
+  tasks as neighbours, the shipped checkpoint's ensemble size), one meta-training per seed
+  (cached with leave_source_out.py's);
 * metad2a: the shipped checkpoint, which never saw the table (KB v1's 300 tasks; checked);
 * base: the shipped meta-supernet (meta-trained from images, no table) with the knowledge-base
   prior of every published source but the table (``prior_exclude``);
@@ -89,9 +90,10 @@ def main() -> None:
             record("global-prior", 0, prior.search(data, top=5))
         for seed in seeds:
             if "value-net" in wanted:
-                value_net = meta_trained(kb, kb_path, {"exclude_sources": args.heldout,
-                                                       "neighbour_sources": NEIGHBOURS},
-                                         seed, args.epochs, Path(args.cache))
+                value_net = meta_trained(kb, kb_path, {
+                    "exclude_sources": args.heldout, "neighbour_sources": NEIGHBOURS,
+                    "ensemble": load_method("value-net").config.ensemble},
+                    seed, args.epochs, Path(args.cache))
                 record("value-net", seed, value_net.search(data, top=5, seed=seed))
             if "metad2a" in wanted:
                 record("metad2a", seed, metad2a.search(data, top=30, seed=seed))

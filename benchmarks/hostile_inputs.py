@@ -229,17 +229,24 @@ def checkpoint_cases(d: Path) -> list[Case]:
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
         meta = dict(fh.metadata())
     config = json.loads(meta["config"])
+    # one network's tensors are net.*, an ensemble's net.members.<i>.*
+    bias = next(k for k in tensors if k.endswith("head.4.bias"))
+    weight = next(k for k in tensors if k.endswith("task.0.weight"))
     variants = {
         "zero feature_std": ({**tensors, "feature_std": tensors["feature_std"] * 0}, meta),
-        "NaN weights": ({**tensors, "net.head.4.bias": tensors["net.head.4.bias"] * math.nan}, meta),
+        "NaN weights": ({**tensors, bias: tensors[bias] * math.nan}, meta),
         "declared hidden 15,000": (tensors, {**meta, "config": json.dumps({**config, "hidden": 15_000})}),
+        "declared ensemble of 10**6": (
+            tensors, {**meta, "config": json.dumps({**config, "ensemble": 10**6})}),
+        "declared ensemble of 3, other count stored": (
+            tensors, {**meta, "config": json.dumps({**config, "ensemble": 3})}),
         "newer metanas_version": (tensors, {**meta, "metanas_version": "99.0.0"}),
         "unparsable metanas_version": (tensors, {**meta, "metanas_version": "banana"}),
         "wrong feature shape": ({**tensors, "feature_mean": tensors["feature_mean"][:5]}, meta),
         'n_features="abc"': (tensors, {**meta, "n_features": "abc"}),
         "config not JSON": (tensors, {**meta, "config": "{bad"}),
         "foreign format tag": (tensors, {**meta, "format": "someone-else/1"}),
-        "a tensor dropped": ({k: v for k, v in tensors.items() if k != "net.task.0.weight"}, meta),
+        "a tensor dropped": ({k: v for k, v in tensors.items() if k != weight}, meta),
     }
     cases = []
     for i, (name, (t, m)) in enumerate(variants.items()):

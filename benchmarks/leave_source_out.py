@@ -17,6 +17,7 @@ import csv
 import hashlib
 import json
 import time
+from dataclasses import replace
 from math import comb
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from metanas.kb import KnowledgeBase
 from metanas.kb.views import accuracy_table, top_architectures
 from metanas.methods.transfer import GlobalPrior
 from metanas.methods.value_net import ValueNetMethod
+from metanas.methods.value_net.model import ValueEnsemble
 from metanas.paths import shared_datasets_dir
 from metanas.version import __version__
 
@@ -99,6 +101,10 @@ def variants(heldout: str) -> dict[str, tuple[dict, dict]]:
                {"restarts": r, **extra})
            for r in (16, 32, 64)
            for note, extra in (("", {}), (", no re-rank", {"rerank": ""}))},
+        # the mean of networks meta-trained with consecutive seeds (session 16's default: 8)
+        **{f"value-net, the default search, Omniglot tasks as neighbours, ensemble of {k}": (
+               {**every, "neighbour_sources": "omniglot-28px-background", "ensemble": k}, {})
+           for k in (4, 8)},
         "value-net, the default search, Omniglot tasks as neighbours, no re-rank": (
             {**every, "neighbour_sources": "omniglot-28px-background"}, {"rerank": ""}),
         # the proxy ranking re-ranked by nwot+zico (the default of session 11) at other shortlist lengths
@@ -135,6 +141,11 @@ def meta_trained(kb: KnowledgeBase, kb_path: Path, options: dict, seed: int, epo
     from ``cache`` when a run already trained it on this knowledge base (same path and the
     same task and evaluation counts per source): a study of search variants then re-uses one
     meta-training per seed across runs."""
+    k = int(options.get("ensemble", 1))
+    if k > 1:  # member i is the network seed + i trains alone (tests/methods/test_value_net.py)
+        single = {o: v for o, v in options.items() if o != "ensemble"}
+        members = [meta_trained(kb, kb_path, single, seed + i, epochs, cache) for i in range(k)]
+        return ensemble_of(members)
     key = hashlib.sha256(json.dumps(
         [options, seed, epochs, str(kb_path.resolve()), kb.source_counts(), __version__],
         sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -145,6 +156,19 @@ def meta_trained(kb: KnowledgeBase, kb_path: Path, options: dict, seed: int, epo
     cache.mkdir(parents=True, exist_ok=True)
     model.save(path)
     return model
+
+
+def ensemble_of(members: list[ValueNetMethod]) -> ValueNetMethod:
+    """The ensemble meta-training with ``ensemble=len(members)`` would train, from networks
+    meta-trained alone with consecutive seeds on one knowledge base."""
+    first = members[0]
+    for m in members[1:]:  # one knowledge base: one input standardisation
+        assert np.array_equal(m.feature_mean, first.feature_mean)
+        assert np.array_equal(m.feature_std, first.feature_std)
+    return ValueNetMethod(ValueEnsemble([m.net for m in members]),
+                          feature_mean=first.feature_mean, feature_std=first.feature_std,
+                          feature_mask=first.feature_mask,
+                          config=replace(first.config, ensemble=len(members)), info=first.info)
 
 
 def prior_pick(kb: KnowledgeBase, source: str) -> list[str]:

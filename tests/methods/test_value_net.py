@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -442,3 +443,101 @@ def test_damaged_regime_data_is_one_checkpoint_error(damage):
     damage(info["regime"])
     with pytest.raises(CheckpointError, match=r"^ck.safetensors: malformed regime data"):
         check_regime(info, 2, "ck.safetensors")
+
+
+def _tensors_and_meta(path):
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        return {k: fh.get_tensor(k) for k in fh.keys()}, fh.metadata()  # noqa: SIM118
+
+
+@pytest.fixture(scope="module")
+def ensemble(synthetic_kb) -> ValueNetMethod:
+    with KnowledgeBase(synthetic_kb, readonly=True) as kb:
+        return ValueNetMethod.meta_train(kb, epochs=40, seed=3, ensemble=3)
+
+
+def test_an_ensemble_is_the_mean_of_the_networks_its_seeds_train_alone(ensemble, synthetic_kb):
+    """Member i is exactly the network meta-training with seed + i trains on its own, and the
+    ensemble (batched in eval mode) scores their mean, also during the gradient search."""
+    import torch
+
+    with KnowledgeBase(synthetic_kb, readonly=True) as kb:
+        alone = [ValueNetMethod.meta_train(kb, epochs=40, seed=3 + i) for i in range(3)]
+    members = ensemble.net.members
+    assert len(members) == 3 and ensemble.config.ensemble == 3
+    for member, single in zip(members, alone, strict=True):
+        for (k, v), w in zip(member.state_dict().items(), single.net.state_dict().values(),
+                             strict=True):
+            assert torch.equal(v, w), k
+    archs = [NB201Arch.sample(i) for i in range(50)]
+    mean = np.mean([m.score(_features(0.7), archs) for m in alone], axis=0)
+    np.testing.assert_allclose(ensemble.score(_features(0.7), archs), mean, atol=1e-5)
+    f = ensemble.encode_features(_features(0.7))
+    soft = torch.softmax(torch.randn(4, 6, 5, generator=torch.Generator().manual_seed(0)), -1)
+    soft.requires_grad_(True)
+    (grad,) = torch.autograd.grad(ensemble.net(f.expand(4, -1), soft).sum(), soft)
+    loop = torch.stack([m(f.expand(4, -1), soft) for m in members]).mean(0).sum()
+    (want,) = torch.autograd.grad(loop, soft)
+    torch.testing.assert_close(grad, want, atol=1e-5, rtol=1e-4)
+    # a weight written in place (as load_state_dict does) is seen by the next call
+    before = ensemble.score(_features(0.7), archs)
+    with torch.no_grad():
+        members[1].base[2].bias.add_(3.0)
+    try:
+        np.testing.assert_allclose(ensemble.score(_features(0.7), archs), before + 1.0,
+                                   atol=1e-5)
+    finally:
+        with torch.no_grad():
+            members[1].base[2].bias.sub_(3.0)
+
+
+def test_ensemble_checkpoint_round_trip_and_damage(ensemble, tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "ens.safetensors"
+    ensemble.save(path)
+    loaded = ValueNetMethod.load(path)
+    archs = [NB201Arch.sample(i) for i in range(30)]
+    np.testing.assert_allclose(loaded.score(_features(0.2), archs),
+                               ensemble.score(_features(0.2), archs), atol=1e-6)
+    ds = load_dataset("digits")
+    assert ([c.arch for c in loaded.search(ds, top=3, seed=0, rerank="").candidates]
+            == [c.arch for c in ensemble.search(ds, top=3, seed=0, rerank="").candidates])
+    tensors, meta = _tensors_and_meta(path)
+    assert meta["format"] == "metanas.value-net/2"
+    bad = tmp_path / "bad.safetensors"
+    missing = {k: v for k, v in tensors.items() if not k.startswith("net.members.2.")}
+    save_file(missing, str(bad), metadata=meta)
+    with pytest.raises(CheckpointError, match=r"bad\.safetensors.*no tensor net\.members\.2\."):
+        ValueNetMethod.load(bad)
+    config = json.loads(meta["config"])
+    for members, match in ((10**6, "ensemble must be <= 64"), (0, "ensemble must be >= 1"),
+                           (2, "unexpected tensor net.members.2")):
+        save_file(tensors, str(bad),
+                  metadata={**meta, "config": json.dumps({**config, "ensemble": members})})
+        with pytest.raises(CheckpointError, match=match):
+            ValueNetMethod.load(bad)
+
+
+def test_single_network_checkpoints_of_format_1_still_load(model, tmp_path):
+    """Checkpoints written before ensembles (format /1, no ``ensemble`` in the config)."""
+    from safetensors.torch import save_file
+
+    path = tmp_path / "vn.safetensors"
+    model.save(path)
+    tensors, meta = _tensors_and_meta(path)
+    config = json.loads(meta["config"])
+    del config["ensemble"]
+    old = tmp_path / "old.safetensors"
+    save_file(tensors, str(old), metadata={**meta, "format": "metanas.value-net/1",
+                                           "config": json.dumps(config)})
+    loaded = ValueNetMethod.load(old)
+    assert loaded.config.ensemble == 1
+    archs = [NB201Arch.sample(i) for i in range(20)]
+    np.testing.assert_allclose(loaded.score(_features(0.3), archs),
+                               model.score(_features(0.3), archs), atol=1e-6)
+    save_file(tensors, str(old), metadata={**meta, "format": "metanas.value-net/9"})
+    with pytest.raises(CheckpointError, match="expected 'metanas.value-net/2'"):
+        ValueNetMethod.load(old)

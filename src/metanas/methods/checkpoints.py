@@ -26,16 +26,17 @@ def write_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor],
     write_safetensors(path, tensors, metadata, "checkpoint")
 
 
-def read_checkpoint(path: str | Path, fmt: str, what: str
+def read_checkpoint(path: str | Path, fmt: str | tuple[str, ...], what: str
                     ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(tensors, metadata) of a checkpoint whose ``format`` is ``fmt``; ``what`` names the
-    method in errors."""
+    """(tensors, metadata) of a checkpoint whose ``format`` is ``fmt`` (or one of them: the
+    current format first, then older ones still read); ``what`` names the method in errors."""
+    formats = (fmt,) if isinstance(fmt, str) else fmt
     path = Path(path)
     with open_safetensors(path, f"{what} checkpoint") as (fh, meta):
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
-    if meta.get("format") != fmt:
+    if meta.get("format") not in formats:
         raise CheckpointError(f"{path} is not a {what} checkpoint (format "
-                              f"{str(meta.get('format'))[:80]!r}, expected {fmt!r})")
+                              f"{str(meta.get('format'))[:80]!r}, expected {formats[0]!r})")
     _check_version(path, meta.get("metanas_version"))
     return tensors, meta
 

@@ -49,10 +49,12 @@ from metanas.methods.value_net.data import (
     published_top_cells,
 )
 from metanas.methods.value_net.model import (
+    ValueEnsemble,
     ValueNetConfig,
     ValueNetwork,
     _all_one_hots,
     _pairwise_rank_loss,
+    build_value_net,
     epoch_order,
 )
 from metanas.methods.value_net.regime import check_regime, find_regime, neighbour_tasks
@@ -62,7 +64,10 @@ from metanas.threads import single_threaded
 from metanas.training.fit import fit_resolution
 from metanas.version import __version__
 
-CHECKPOINT_FORMAT = "metanas.value-net/1"
+CHECKPOINT_FORMAT = "metanas.value-net/2"
+"""/2: ``config.ensemble`` networks (``net.members.<i>.*`` when more than one); /1 (one
+network, ``net.*``) still loads."""
+READ_FORMATS = (CHECKPOINT_FORMAT, "metanas.value-net/1")
 FEATURE_CLIP = 3.0
 DENSE_SHARE = 0.5
 """Share of the space one task must have measured at a full training for ``fidelity="auto"``
@@ -76,6 +81,41 @@ def check_finite(scores: np.ndarray) -> None:
                               "the checkpoint is damaged (no ranking returned)")
 
 
+def _train_network(rows: tuple[torch.Tensor, ...], grouped: torch.Tensor, n_inputs: int,
+                   config: ValueNetConfig, seed: int, progress: str | bool) -> ValueNetwork:
+    """One value network trained on standardized rows (features, archs, targets, task
+    indices) with its own seed: initial weights, batch order and rank pairs."""
+    x_f, x_a, y, t_idx = rows
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    net = ValueNetwork(n_inputs, config.hidden, config.embed, config.dropout)
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
+    n = len(y)
+    epochs = range(config.epochs)
+    if progress:
+        from rich.progress import track
+
+        epochs = track(epochs, description=str(progress), transient=True)
+    for _ in epochs:
+        net.train()
+        order = epoch_order(t_idx, grouped, gen)
+        for b in range(0, n, config.batch_size):
+            idx = order[b : b + config.batch_size]
+            pred = net(x_f[idx], x_a[idx])
+            loss = pred.sum() * 0.0
+            if "mse" in config.loss:
+                loss = loss + nn.functional.mse_loss(pred, y[idx])
+            if "rank" in config.loss:
+                loss = loss + _pairwise_rank_loss(pred, y[idx], t_idx[idx], config.rank_pairs,
+                                                  gen)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+    return net.eval()
+
+
 class ValueNetMethod(MetaLearnedMethod):
     """Search by a meta-learned value network; see the module docstring."""
 
@@ -84,7 +124,7 @@ class ValueNetMethod(MetaLearnedMethod):
 
     def __init__(
         self,
-        net: ValueNetwork,
+        net: ValueNetwork | ValueEnsemble,
         *,
         feature_mean: np.ndarray,
         feature_std: np.ndarray,
@@ -120,49 +160,24 @@ class ValueNetMethod(MetaLearnedMethod):
     @classmethod
     def fit(cls, data: TrainingData, config: ValueNetConfig, progress: bool = False,
             use_features: bool = True) -> ValueNetMethod:
-        """Train on gathered rows; ``use_features=False`` masks all meta-features (ablation)."""
-        torch.manual_seed(config.seed)
-        gen = torch.Generator().manual_seed(config.seed)
+        """Train on gathered rows (``config.ensemble`` networks, seeds ``config.seed`` and
+        up); ``use_features=False`` masks all meta-features (ablation)."""
         mean = data.features.mean(0)
         std = data.features.std(0)
         mask = (std > 1e-6 * np.maximum(1.0, np.abs(mean))).astype(np.float32) * use_features
         std = np.where(mask > 0, std, 1.0)
         feats = torch.tensor((data.features - mean) / std * mask, dtype=torch.float32)
-        x_f = feats[torch.as_tensor(data.task_index)]
-        x_a = torch.as_tensor(data.archs)
-        y = torch.as_tensor(data.target)
-        t_idx = torch.as_tensor(data.task_index)
-        net = ValueNetwork(feats.shape[1], config.hidden, config.embed, config.dropout)
-        opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
+        rows = (feats[torch.as_tensor(data.task_index)], torch.as_tensor(data.archs),
+                torch.as_tensor(data.target), torch.as_tensor(data.task_index))
         grouped = torch.as_tensor(grouped_tasks(data, config.group_sources))
-        n = len(y)
         start = time.perf_counter()
-        epochs = range(config.epochs)
-        if progress:
-            from rich.progress import track
-
-            epochs = track(epochs, description="meta-train value-net", transient=True)
-        for _ in epochs:
-            net.train()
-            order = epoch_order(t_idx, grouped, gen)
-            for b in range(0, n, config.batch_size):
-                idx = order[b : b + config.batch_size]
-                pred = net(x_f[idx], x_a[idx])
-                loss = pred.sum() * 0.0
-                if "mse" in config.loss:
-                    loss = loss + nn.functional.mse_loss(pred, y[idx])
-                if "rank" in config.loss:
-                    loss = loss + _pairwise_rank_loss(
-                        pred, y[idx], t_idx[idx], config.rank_pairs, gen
-                    )
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            sched.step()
+        members = [_train_network(rows, grouped, feats.shape[1], config, config.seed + i,
+                                  progress and f"meta-train value-net "
+                                  f"{i + 1}/{config.ensemble}")
+                   for i in range(config.ensemble)]
         info = {
             "tasks": len(data.task_keys),
-            "evaluations": int(n),
+            "evaluations": int(len(data.target)),
             "train_seconds": round(time.perf_counter() - start, 2),
             "resolutions": data.resolutions,
             "feature_names": list(FEATURE_NAMES),
@@ -170,6 +185,7 @@ class ValueNetMethod(MetaLearnedMethod):
             "fidelities": data.fidelities,
             "excluded_sources": sorted(_excluded(config)),
         }
+        net = members[0] if len(members) == 1 else ValueEnsemble(members)
         return cls(net, feature_mean=mean, feature_std=std, feature_mask=mask, config=config,
                    info=info)
 
@@ -483,7 +499,7 @@ class ValueNetMethod(MetaLearnedMethod):
     def load(cls, path: str | Path, *, device: str = "cpu") -> ValueNetMethod:
         """Read a checkpoint; the network is small, so it always runs on the CPU."""
         path = Path(path)
-        tensors, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "value-net")
+        tensors, meta = read_checkpoint(path, READ_FORMATS, "value-net")
         what = "value-net"
         info = meta_json(path, meta, "info", what, default={})
         try:
@@ -503,8 +519,8 @@ class ValueNetMethod(MetaLearnedMethod):
             raise CheckpointError(f"{path}: n_features {meta['n_features'][:20]} does not "
                                   f"match its {len(FEATURE_NAMES) + len(fidelity_names)} inputs")
 
-        def build() -> ValueNetwork:
-            return ValueNetwork(n_inputs, config.hidden, config.embed, config.dropout)
+        def build() -> nn.Module:
+            return build_value_net(n_inputs, config)
 
         check_shapes(path, what, build, tensors, prefix="net.")
         net = build()
