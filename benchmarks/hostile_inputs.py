@@ -200,6 +200,8 @@ def option_cases(d: Path) -> list[Case]:
                   ("value-net", ["--kb", "default"], "epochs=abc", "epochs"),
                   ("value-net", ["--kb", "default"], "lr=nan", "lr"),
                   ("value-net", ["--kb", "default"], f"lr={'9' * 400}", "lr"),
+                  ("value-net", ["--kb", "default"], "ensemble=0", "ensemble"),
+                  ("value-net", ["--kb", "default"], "ensemble=100000", "ensemble"),
                   ("metad2a", ["--kb", "default"], "hidden=-3", "hidden"),
                   ("metad2a", ["--kb", "default"], "cache=abc", "cache"),
                   ("metad2a", ["--kb", "default"], "generator_sources=nowhere",

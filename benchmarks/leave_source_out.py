@@ -159,12 +159,16 @@ def meta_trained(kb: KnowledgeBase, kb_path: Path, options: dict, seed: int, epo
 
 
 def ensemble_of(members: list[ValueNetMethod]) -> ValueNetMethod:
-    """The ensemble meta-training with ``ensemble=len(members)`` would train, from networks
-    meta-trained alone with consecutive seeds on one knowledge base."""
+    """One value-net method searching the mean of these networks (meta-trained alone on one
+    knowledge base): with consecutive seeds, what meta-training with ``ensemble=len(members)``
+    trains. One member: that member."""
     first = members[0]
+    if len(members) == 1:
+        return first
     for m in members[1:]:  # one knowledge base: one input standardisation
-        assert np.array_equal(m.feature_mean, first.feature_mean)
-        assert np.array_equal(m.feature_std, first.feature_std)
+        if not all(np.array_equal(getattr(m, k), getattr(first, k))
+                   for k in ("feature_mean", "feature_std", "feature_mask")):
+            raise ValueError("ensemble members meta-trained on different knowledge bases")
     return ValueNetMethod(ValueEnsemble([m.net for m in members]),
                           feature_mean=first.feature_mean, feature_std=first.feature_std,
                           feature_mask=first.feature_mask,

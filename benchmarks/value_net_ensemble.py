@@ -6,8 +6,10 @@ Tiny-ImageNet at 16 px (the table's stand-in) and the CIFAR-10 zip at 32 px; the
 looked up in the table. For search seed s, a single network is seed s's; an ensemble of K is
 the mean output of the networks of seeds s, s+1, ..., s+K-1 (mod 8), which share their input
 standardisation (the same knowledge base), with the rest of the search (gradient pool, prior
-cells, nwot re-rank, regime) unchanged. This measurement chose the shipped ``ensemble=8``
-(session 16); an ensemble of K is what meta-training with ``ensemble=K`` trains.
+cells, nwot re-rank, regime) unchanged. Windows that wrap around (seeds 7, 0, ...) are not
+what meta-training with ``ensemble=K`` trains (consecutive seeds); ``leave_source_out.py
+--only "ensemble of"`` measures those. This measurement chose the shipped ``ensemble=8``
+(session 16).
 
     OMP_NUM_THREADS=1 python benchmarks/value_net_ensemble.py [--sizes 2,4,8]
 

@@ -481,16 +481,33 @@ def test_an_ensemble_is_the_mean_of_the_networks_its_seeds_train_alone(ensemble,
     loop = torch.stack([m(f.expand(4, -1), soft) for m in members]).mean(0).sum()
     (want,) = torch.autograd.grad(loop, soft)
     torch.testing.assert_close(grad, want, atol=1e-5, rtol=1e-4)
-    # a weight written in place (as load_state_dict does) is seen by the next call
+    # weights written in place, replaced, converted, copied: the next call sees them
     before = ensemble.score(_features(0.7), archs)
-    with torch.no_grad():
-        members[1].base[2].bias.add_(3.0)
+    saved = copy.deepcopy(ensemble.net.state_dict())
     try:
+        with torch.no_grad():
+            members[1].base[2].bias.add_(3.0)
         np.testing.assert_allclose(ensemble.score(_features(0.7), archs), before + 1.0,
                                    atol=1e-5)
+        shifted = {k: v + 3.0 if k == "members.2.base.2.bias" else v
+                   for k, v in saved.items()}
+        ensemble.net.load_state_dict(shifted, assign=True)
+        np.testing.assert_allclose(ensemble.score(_features(0.7), archs), before + 1.0,
+                                   atol=1e-5)
+        twin = copy.deepcopy(ensemble.net)
+        assert twin._stacked is None
+        members[2].base[2].bias.data = members[2].base[2].bias.data - 3.0
+        np.testing.assert_allclose(ensemble.score(_features(0.7), archs), before, atol=1e-5)
+        doubled = twin.double()
+        onehots = torch.as_tensor(np.stack([a.one_hot() for a in archs]), dtype=torch.float64)
+        np.testing.assert_allclose(doubled(f.double().expand(len(archs), -1), onehots).numpy(),
+                                   before + 1.0, atol=1e-5)
+        members[0].train()  # one member in train mode: no batched path (dropout is per member)
+        assert ensemble.net(f.expand(3, -1), soft.detach()[:3]).shape == (3,)
     finally:
-        with torch.no_grad():
-            members[1].base[2].bias.sub_(3.0)
+        members[0].eval()
+        ensemble.net.load_state_dict(saved)
+    np.testing.assert_array_equal(ensemble.score(_features(0.7), archs), before)
 
 
 def test_ensemble_checkpoint_round_trip_and_damage(ensemble, tmp_path):
@@ -521,7 +538,12 @@ def test_ensemble_checkpoint_round_trip_and_damage(ensemble, tmp_path):
             ValueNetMethod.load(bad)
 
 
-def test_single_network_checkpoints_of_format_1_still_load(model, tmp_path):
+def _saved(path, method):
+    method.save(path)
+    return path
+
+
+def test_single_network_checkpoints_of_format_1_still_load(model, ensemble, tmp_path):
     """Checkpoints written before ensembles (format /1, no ``ensemble`` in the config)."""
     from safetensors.torch import save_file
 
@@ -538,6 +560,11 @@ def test_single_network_checkpoints_of_format_1_still_load(model, tmp_path):
     archs = [NB201Arch.sample(i) for i in range(20)]
     np.testing.assert_allclose(loaded.score(_features(0.3), archs),
                                model.score(_features(0.3), archs), atol=1e-6)
+    ens_tensors, ens_meta = _tensors_and_meta(_saved(tmp_path / "e.safetensors", ensemble))
+    save_file(ens_tensors, str(old), metadata={**ens_meta, "format": "metanas.value-net/1"})
+    with pytest.raises(CheckpointError, match="holds one network, its config declares an "
+                                              "ensemble of 3"):
+        ValueNetMethod.load(old)
     save_file(tensors, str(old), metadata={**meta, "format": "metanas.value-net/9"})
     with pytest.raises(CheckpointError, match="expected 'metanas.value-net/2'"):
         ValueNetMethod.load(old)

@@ -510,6 +510,9 @@ class ValueNetMethod(MetaLearnedMethod):
                 raise
             raise CheckpointError(f"{path}: incompatible value-net checkpoint "
                                   f"({first_line(exc)})") from None
+        if meta["format"] != CHECKPOINT_FORMAT and config.ensemble != 1:
+            raise CheckpointError(f"{path}: a {meta['format']} checkpoint holds one network, "
+                                  f"its config declares an ensemble of {config.ensemble}")
         if info.get("feature_names", list(FEATURE_NAMES)) != list(FEATURE_NAMES):
             raise CheckpointError(f"{path} was trained on other meta-features")
         fidelity_names = info.get("fidelity_names") or []

@@ -61,8 +61,9 @@ class ValueNetConfig:
     ensemble: int = 1
     """Networks meta-trained with seeds ``seed``, ``seed + 1``, ... on the same data; the
     search maximizes their mean output. One seed of eight ranked pooling where the best cells
-    have a skip (a 41.35 pick on the leave-ImageNet16-120-out protocol); the mean of eight
-    picked 46.69 (docs/value_net.md, "Eight meta-training seeds, and ensembles")."""
+    have a skip (a 41.35 pick on the leave-ImageNet16-120-out protocol); ensembles of eight
+    picked 46.48-47.31 on every seed (docs/value_net.md, "Eight meta-training seeds, and
+    ensembles")."""
 
     def __post_init__(self) -> None:
         if self.loss not in ("mse", "rank", "mse+rank"):
@@ -113,21 +114,39 @@ class ValueEnsemble(nn.Module):
     and a ranking no single seed's quirks decide.
 
     In eval mode the members run as one batched network (``torch.func.vmap`` over their
-    stacked weights, restacked only when a weight changes): 8 members cost a gradient search
-    about 3x one network's time, not 8x. Training mode (dropout) runs them one by one.
+    stacked weights): 8 members cost a gradient search about 3x one network's time, not 8x.
+    The stack is a detached copy, so in eval mode gradients reach the inputs (the search's
+    relaxed cells), not the weights; train mode (dropout, weight gradients) runs the members
+    one by one. The stack is rebuilt when a weight was written in place or replaced
+    (``load_state_dict``, also with ``assign=True``; ``.data =``; an optimizer step) or
+    converted (``.to``, ``.double``).
     """
 
     def __init__(self, members: list[ValueNetwork]) -> None:
+        if len(members) < 2:
+            raise ConfigError(f"an ensemble needs at least 2 networks, got {len(members)}")
         super().__init__()
         self.members = nn.ModuleList(members)
-        self._names = [k for k, _ in members[0].named_parameters()]
-        self._params = [dict(m.named_parameters()) for m in members]  # not registered twice
-        self._stacked: tuple[tuple[int, ...], dict[str, torch.Tensor]] | None = None
+        self._refresh()
+        self.register_load_state_dict_post_hook(lambda module, _keys: module._refresh())
+
+    def _refresh(self) -> None:
+        """Re-read the members' parameter objects and drop the stack."""
+        self._names = [k for k, _ in self.members[0].named_parameters()]
+        self._params = [dict(m.named_parameters()) for m in self.members]
+        self._stacked: tuple[tuple, dict[str, torch.Tensor]] | None = None
+
+    def _apply(self, fn, *args, **kwargs):  # .to(), .double(), ...: new tensors
+        out = super()._apply(fn, *args, **kwargs)
+        self._refresh()
+        return out
+
+    def __getstate__(self) -> dict:  # pickle / deepcopy: the stack is a cache
+        return {**self.__dict__, "_stacked": None}
 
     def _stacked_params(self) -> dict[str, torch.Tensor]:
-        """The members' weights stacked along a first axis; rebuilt when any weight was
-        written in place since (``load_state_dict``, an optimizer step)."""
-        key = tuple(d[k]._version for d in self._params for k in self._names)
+        """The members' weights stacked along a first axis (cached; see the class)."""
+        key = tuple((t._version, t.data_ptr()) for d in self._params for t in d.values())
         if self._stacked is None or self._stacked[0] != key:
             with torch.no_grad():
                 self._stacked = (key, {k: torch.stack([d[k] for d in self._params])
@@ -135,7 +154,7 @@ class ValueEnsemble(nn.Module):
         return self._stacked[1]
 
     def forward(self, features: torch.Tensor, arch: torch.Tensor) -> torch.Tensor:
-        if self.training:
+        if self.training or any(m.training for m in self.members):
             return torch.stack([m(features, arch) for m in self.members]).mean(0)
         member = self.members[0]
 
