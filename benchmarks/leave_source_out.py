@@ -105,6 +105,9 @@ def variants(heldout: str) -> dict[str, tuple[dict, dict]]:
         **{f"value-net, the default search, Omniglot tasks as neighbours, ensemble of {k}": (
                {**every, "neighbour_sources": "omniglot-28px-background", "ensemble": k}, {})
            for k in (4, 8)},
+        "value-net, the default search, Omniglot tasks as neighbours, ensemble of 8, no re-rank": (
+            {**every, "neighbour_sources": "omniglot-28px-background", "ensemble": 8},
+            {"rerank": ""}),
         "value-net, the default search, Omniglot tasks as neighbours, no re-rank": (
             {**every, "neighbour_sources": "omniglot-28px-background"}, {"rerank": ""}),
         # the proxy ranking re-ranked by nwot+zico (the default of session 11) at other shortlist lengths
