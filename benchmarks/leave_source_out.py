@@ -29,7 +29,7 @@ from metanas.kb import KnowledgeBase
 from metanas.kb.views import accuracy_table, top_architectures
 from metanas.methods.transfer import GlobalPrior
 from metanas.methods.value_net import ValueNetMethod
-from metanas.methods.value_net.model import ValueEnsemble
+from metanas.methods.value_net.model import as_value_net
 from metanas.paths import shared_datasets_dir
 from metanas.version import __version__
 
@@ -164,15 +164,13 @@ def meta_trained(kb: KnowledgeBase, kb_path: Path, options: dict, seed: int, epo
 def ensemble_of(members: list[ValueNetMethod]) -> ValueNetMethod:
     """One value-net method searching the mean of these networks (meta-trained alone on one
     knowledge base): with consecutive seeds, what meta-training with ``ensemble=len(members)``
-    trains. One member: that member."""
+    trains."""
     first = members[0]
-    if len(members) == 1:
-        return first
     for m in members[1:]:  # one knowledge base: one input standardisation
         if not all(np.array_equal(getattr(m, k), getattr(first, k))
                    for k in ("feature_mean", "feature_std", "feature_mask")):
             raise ValueError("ensemble members meta-trained on different knowledge bases")
-    return ValueNetMethod(ValueEnsemble([m.net for m in members]),
+    return ValueNetMethod(as_value_net([m.net for m in members]),
                           feature_mean=first.feature_mean, feature_std=first.feature_std,
                           feature_mask=first.feature_mask,
                           config=replace(first.config, ensemble=len(members)), info=first.info)

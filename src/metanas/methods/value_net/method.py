@@ -54,6 +54,7 @@ from metanas.methods.value_net.model import (
     ValueNetwork,
     _all_one_hots,
     _pairwise_rank_loss,
+    as_value_net,
     build_value_net,
     epoch_order,
 )
@@ -88,7 +89,7 @@ def _train_network(rows: tuple[torch.Tensor, ...], grouped: torch.Tensor, n_inpu
     x_f, x_a, y, t_idx = rows
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = ValueNetwork(n_inputs, config.hidden, config.embed, config.dropout)
+    net = ValueNetwork.from_config(n_inputs, config)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
     n = len(y)
@@ -185,8 +186,7 @@ class ValueNetMethod(MetaLearnedMethod):
             "fidelities": data.fidelities,
             "excluded_sources": sorted(_excluded(config)),
         }
-        net = members[0] if len(members) == 1 else ValueEnsemble(members)
-        return cls(net, feature_mean=mean, feature_std=std, feature_mask=mask, config=config,
+        return cls(as_value_net(members), feature_mean=mean, feature_std=std, feature_mask=mask, config=config,
                    info=info)
 
     # ----- scoring ------------------------------------------------------------------------

@@ -100,6 +100,10 @@ class ValueNetwork(nn.Module):
             nn.Linear(hidden, 1),
         )
 
+    @classmethod
+    def from_config(cls, n_features: int, config: ValueNetConfig) -> ValueNetwork:
+        return cls(n_features, config.hidden, config.embed, config.dropout)
+
     def forward(self, features: torch.Tensor, arch: torch.Tensor) -> torch.Tensor:
         a_flat = arch.flatten(1)
         t = self.task(features)
@@ -166,14 +170,15 @@ class ValueEnsemble(nn.Module):
         return stacked(self._stacked_params(), features, arch).mean(0)
 
 
-def build_value_net(n_features: int, config: ValueNetConfig) -> nn.Module:
-    """The network a config declares: one :class:`ValueNetwork`, or an ensemble of them."""
-    def one() -> ValueNetwork:
-        return ValueNetwork(n_features, config.hidden, config.embed, config.dropout)
+def as_value_net(members: list[ValueNetwork]) -> nn.Module:
+    """One network as itself, several as their :class:`ValueEnsemble`."""
+    return members[0] if len(members) == 1 else ValueEnsemble(members)
 
-    if config.ensemble == 1:
-        return one()
-    return ValueEnsemble([one() for _ in range(config.ensemble)])
+
+def build_value_net(n_features: int, config: ValueNetConfig) -> nn.Module:
+    """The (untrained) network a config declares: ``config.ensemble`` value networks."""
+    return as_value_net([ValueNetwork.from_config(n_features, config)
+                         for _ in range(config.ensemble)])
 
 
 @functools.cache
