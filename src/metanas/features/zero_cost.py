@@ -34,10 +34,12 @@ Proxies (``w``: the weights of every Conv2d and Linear layer; ``L``: mean cross-
 * ``params``, ``flops``: :func:`~metanas.spaces.nb201.count_params` and
   :func:`~metanas.spaces.nb201.count_macs` (multiply-accumulates of one image), raw counts.
 
-Passes are shared where the computation is identical: ``nwot``, ``snip``, ``grad_norm``,
-``fisher`` and ``meco`` come from one forward/backward pass (each reports that pass's seconds;
-BatchNorm in training mode normalises by the batch either way); ``params`` and ``flops`` from
-one count.
+Passes are shared where the computation is identical: ``nwot`` and ``meco`` of all the cells
+scored together come from one forward pass of the cells side by side
+(:mod:`metanas.features.batched_proxies`; each cell reports its share of that pass's seconds);
+``snip``, ``grad_norm`` and ``fisher`` from one forward/backward pass of the cell's network (each
+reports that pass's seconds; BatchNorm in training mode normalises by the batch either way);
+``params`` and ``flops`` from one count.
 
 Degenerate inputs (documented behaviour, see docs/zero_cost.md):
 
@@ -65,13 +67,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from metanas.errors import ConfigError, DatasetError
+from metanas.features.batched_proxies import BATCHED, batched_scores
 from metanas.spaces.nb201 import NB201Arch, NB201Network, count_macs, count_params, parse
 from metanas.tasks import Task
 from metanas.threads import single_threaded
 
 __all__ = [
     "DATA_FREE", "LABEL_FREE", "PROXIES", "ZeroCostConfig", "check_proxies", "proxy_batch",
-    "score_cell", "score_cells",
+    "score_batch", "score_cell", "score_cells",
 ]
 
 PROXIES: tuple[str, ...] = (
@@ -86,7 +89,7 @@ LABEL_FREE = DATA_FREE | {"nwot", "jacov", "meco"}
 MIN_RESOLUTION = 4
 """The NB201 skeleton halves the image twice; below 4 px its last shortcut pool has no input."""
 JACOV_EPS = 1e-5
-_SHARED = ("nwot", "snip", "grad_norm", "fisher", "meco")
+_SHARED = ("snip", "grad_norm", "fisher")
 
 
 @dataclass(frozen=True)
@@ -150,20 +153,14 @@ def score_cells(
     config: ZeroCostConfig | None = None,
     progress: Callable[[int, int, dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Score every cell of ``archs`` on one seeded batch of ``task`` (see :func:`score_cell`);
+    """Score every cell of ``archs`` on one seeded batch of ``task`` (see :func:`score_batch`);
     ``progress(done, total, last_result)`` is called after each cell."""
     config = config or ZeroCostConfig()
     names = check_proxies(proxies)
-    cells = [parse(a) for a in archs]
     x, y = proxy_batch(task, config.batch_size, config.seed)
     _check_batch(x, y, names)
-    out = []
-    for i, arch in enumerate(cells):
-        out.append(score_cell(arch, x, y, num_classes=task.num_classes, proxies=names,
-                              config=config, checked=True))
-        if progress is not None:
-            progress(i + 1, len(cells), out[-1])
-    return out
+    return score_batch(archs, x, y, num_classes=task.num_classes, proxies=names, config=config,
+                       progress=progress, checked=True)
 
 
 def score_cell(
@@ -181,15 +178,64 @@ def score_cell(
     Returns ``{"arch", "scores": {proxy: float}, "seconds": {proxy: float}, "seconds_total",
     "nonfinite": [proxy, ...]}``; see the module docstring for the proxies and for ``-inf``.
     """
+    return score_batch([arch], x, y, num_classes=num_classes, proxies=proxies, config=config,
+                       checked=checked)[0]
+
+
+def score_batch(
+    archs: Sequence[NB201Arch | str],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    num_classes: int,
+    proxies: str | Iterable[str] | None = None,
+    config: ZeroCostConfig | None = None,
+    progress: Callable[[int, int, dict[str, Any]], None] | None = None,
+    checked: bool = False,
+) -> list[dict[str, Any]]:
+    """:func:`score_cell` for every cell of ``archs``, in order: nwot and meco of all cells
+    in shared passes (:mod:`metanas.features.batched_proxies`, their seconds are the pass's
+    share per cell), the other proxies cell by cell; ``progress(done, total, last_result)``
+    after each cell."""
     config = config or ZeroCostConfig()
     names = check_proxies(proxies)
-    arch = parse(arch)
+    cells = [parse(a) for a in archs]
     if not checked:
         _check_batch(x, y, names)
     if num_classes < 2:
         raise ConfigError(f"zero-cost proxies need at least 2 classes, got {num_classes}")
     x = x.float()
     y = y.long()
+    together = [p for p in names if p in BATCHED]
+    shared: dict[str, np.ndarray] = {}
+    share = 0.0
+    if together and cells:
+        t0 = time.perf_counter()
+        with single_threaded():
+            shared = batched_scores(cells, x, C=config.C, N=config.N, seed=config.seed,
+                                    proxies=together)
+        share = (time.perf_counter() - t0) / len(cells)
+    out = []
+    for i, arch in enumerate(cells):
+        r = _score_alone(arch, x, y, num_classes, [p for p in names if p not in BATCHED],
+                         config)
+        r["scores"].update({p: float(shared[p][i]) for p in together})
+        r["seconds"].update({p: share for p in together})
+        r["seconds_total"] += share if together else 0.0
+        r["scores"] = {p: r["scores"][p] for p in names}
+        r["seconds"] = {p: r["seconds"][p] for p in names}
+        r["nonfinite"] = [p for p in names if not math.isfinite(r["scores"][p])]
+        for p in r["nonfinite"]:
+            r["scores"][p] = -math.inf
+        out.append(r)
+        if progress is not None:
+            progress(i + 1, len(cells), r)
+    return out
+
+
+def _score_alone(arch: NB201Arch, x: torch.Tensor, y: torch.Tensor, num_classes: int,
+                 names: Sequence[str], config: ZeroCostConfig) -> dict[str, Any]:
+    """The proxies of ``names`` that need the cell's own network, one network at a time."""
     start = time.perf_counter()
     with single_threaded():
 
@@ -229,16 +275,8 @@ def score_cell(
         run(("grasp",), lambda: {"grasp": _grasp(fresh(), x, y)})
         run(("zico",), lambda: {"zico": _zico(unchanged(), x, y, config.zico_batches)})
         run(("params", "flops"), lambda: _size(unchanged(), x, "flops" in names))
-    nonfinite = [p for p in names if not math.isfinite(scores[p])]
-    for p in nonfinite:
-        scores[p] = -math.inf
-    return {
-        "arch": arch.to_string(),
-        "scores": {p: scores[p] for p in names},
-        "seconds": {p: seconds[p] for p in names},
-        "seconds_total": time.perf_counter() - start,
-        "nonfinite": nonfinite,
-    }
+    return {"arch": arch.to_string(), "scores": scores, "seconds": seconds,
+            "seconds_total": time.perf_counter() - start}
 
 
 # ----- checks ------------------------------------------------------------------------------
@@ -279,25 +317,8 @@ def _weighted_layers(net: nn.Module) -> list[nn.Conv2d | nn.Linear]:
 
 def _shared_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
                  names: Sequence[str]) -> dict[str, float]:
-    """nwot (ReLU input codes), snip and grad_norm (weight gradients), fisher (layer output
-    activations and their gradients) and meco (every module's feature map of the first image)
-    from one forward and one backward pass."""
-    want_nwot = "nwot" in names
-    want_loss = any(p in names for p in ("snip", "grad_norm", "fisher"))
-    want_fisher = "fisher" in names
-    want_meco = "meco" in names
-    b = len(x)
-    kernel = torch.zeros(b, b, dtype=torch.float64)
-    hooks = []
-
-    def relu_codes(_mod, inputs) -> None:
-        codes = (inputs[0].detach().reshape(b, -1) > 0).float()
-        # units on which images i and j agree: c c^T + (1-c)(1-c)^T = 2 c c^T - s_i - s_j + F,
-        # one matmul instead of two (0/1 sums stay exact in float32 below 2**24 units)
-        on = codes.sum(1)
-        agree = 2.0 * (codes @ codes.T) - on[:, None] - on[None, :] + codes.shape[1]
-        kernel.add_(agree.double())
-
+    """snip and grad_norm (weight gradients) and fisher (layer output activations and their
+    gradients) from one forward and one backward pass."""
     fisher_terms: list[torch.Tensor] = []
 
     def capture(mod: nn.Module, _inp, out: torch.Tensor) -> None:
@@ -314,49 +335,22 @@ def _shared_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
         out.register_hook(on_grad)
 
-    meco_maps: list[torch.Tensor] = []
-
-    def first_map(_mod, _inp, out) -> None:  # meco: the first image's feature map
-        if (isinstance(out, torch.Tensor) and out.ndim == 4 and out.shape[1] >= 2
-                and out.shape[-2:].numel() >= 2):  # else no correlation matrix
-            # a copy: a view would keep the whole batch's activation alive to the end
-            meco_maps.append(out[0].detach().reshape(out.shape[1], -1).clone())
-
-    if want_nwot:
-        hooks += [m.register_forward_pre_hook(relu_codes) for m in net.modules()
-                  if isinstance(m, nn.ReLU)]
-    if want_meco:
-        hooks += [m.register_forward_hook(first_map) for m in net.modules()]
-    if want_fisher:
-        hooks += [m.register_forward_hook(capture) for m in _weighted_layers(net)]
+    hooks = ([m.register_forward_hook(capture) for m in _weighted_layers(net)]
+             if "fisher" in names else [])
     try:
-        out: dict[str, float] = {}
-        if want_loss:
-            logits = net(x)
-            F.cross_entropy(logits, y).backward()
-        else:
-            with torch.no_grad():
-                net(x)
+        F.cross_entropy(net(x), y).backward()
     finally:
         for h in hooks:
             h.remove()
-    if want_nwot:
-        sign, logdet = np.linalg.slogdet(kernel.numpy())
-        out["nwot"] = float(logdet) if sign > 0 else -math.inf
-    if want_meco:
-        terms = _meco_terms(meco_maps)
-        out["meco"] = float(terms[torch.isfinite(terms)].sum())
-    if want_loss:
-        snip = grad_norm = 0.0
-        for layer in _weighted_layers(net):
-            g = layer.weight.grad
-            if g is None:
-                continue
-            snip += float((layer.weight.detach() * g).abs().sum())
-            grad_norm += float(g.norm())
-        out["snip"], out["grad_norm"] = snip, grad_norm
-        out["fisher"] = float(sum(fisher_terms)) if fisher_terms else 0.0
-    return out
+    snip = grad_norm = 0.0
+    for layer in _weighted_layers(net):
+        g = layer.weight.grad
+        if g is None:
+            continue
+        snip += float((layer.weight.detach() * g).abs().sum())
+        grad_norm += float(g.norm())
+    fisher = float(sum(fisher_terms)) if fisher_terms else 0.0
+    return {"snip": snip, "grad_norm": grad_norm, "fisher": fisher}
 
 
 def _size(net: nn.Module, x: torch.Tensor, flops: bool) -> dict[str, float]:
@@ -438,25 +432,6 @@ def _zico(net: nn.Module, x: torch.Tensor, y: torch.Tensor, parts: int) -> float
         if ratio > 0:
             total += math.log(ratio)
     return total
-
-
-def _meco_terms(maps: list[torch.Tensor]) -> torch.Tensor:
-    """Smallest eigenvalue of each (channels, pixels) map's channel Pearson correlation
-    matrix, undefined correlations (a constant channel) as 0; maps of one shape share one
-    batched eigen-decomposition (a cell has ~60 of them, most alike)."""
-    groups: dict[tuple[int, ...], list[torch.Tensor]] = {}
-    for m in maps:
-        groups.setdefault(tuple(m.shape), []).append(m)
-    terms = []
-    for same in groups.values():
-        x = torch.stack(same).double()
-        x = x - x.mean(-1, keepdim=True)
-        cov = x @ x.transpose(1, 2)
-        d = torch.diagonal(cov, dim1=1, dim2=2).sqrt()
-        corr = (cov / d[:, :, None] / d[:, None, :]).clamp(-1.0, 1.0)  # as torch.corrcoef
-        corr = torch.nan_to_num(corr, nan=0.0, posinf=0.0, neginf=0.0)
-        terms.append(torch.linalg.eigvalsh(corr)[:, 0])
-    return torch.cat(terms) if terms else torch.zeros(1, dtype=torch.float64)
 
 
 def rank_vote(results: Sequence[dict[str, Any]], proxies: Sequence[str],

@@ -7,7 +7,7 @@ import numpy as np
 
 from metanas.data import ImageDataset
 from metanas.errors import ConfigError
-from metanas.features.zero_cost import ZeroCostConfig, proxy_batch, rank_vote, score_cell
+from metanas.features.zero_cost import ZeroCostConfig, proxy_batch, rank_vote, score_batch
 from metanas.methods.interface import Candidate
 from metanas.tasks import Task, make_task
 from metanas.training.trainer import resize
@@ -43,8 +43,8 @@ def rerank_shortlist(candidates: list[Candidate], task: Task, proxies: tuple[str
     x, y = proxy_batch(task, config.batch_size, config.seed)
     if x.shape[-1] > resolution:
         x = resize(x, resolution)
-    results = [score_cell(c.arch, x, y, num_classes=task.num_classes, proxies=proxies,
-                          config=config) for c in candidates]
+    results = score_batch([c.arch for c in candidates], x, y, num_classes=task.num_classes,
+                          proxies=proxies, config=config)
     votes = rank_vote(results, proxies, prior_order=True, weights=weights)
     out = [Candidate(c.arch, float(v), {"value": c.score, **{
         p: (r["scores"][p] if np.isfinite(r["scores"][p]) else None) for p in proxies}})

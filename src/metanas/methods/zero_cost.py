@@ -20,7 +20,7 @@ from metanas.features.zero_cost import (
     check_proxies,
     proxy_batch,
     rank_vote,
-    score_cell,
+    score_batch,
 )
 from metanas.methods.interface import Budget, Candidate, SearchMethod, SearchResult
 from metanas.methods.options import ZeroCostOptions
@@ -31,6 +31,8 @@ from metanas.tasks import make_task
 DEFAULT_CELLS = 100
 MAX_CELLS = 1000
 """Cells drawn when only seconds bound the search (the scoring stops at the deadline)."""
+CELLS_AT_ONCE = 16
+"""Cells scored together (nwot and meco run them side by side) between budget checks."""
 
 
 class ZeroCostSearch(SearchMethod):
@@ -55,15 +57,19 @@ class ZeroCostSearch(SearchMethod):
         task = make_task(dataset, resolution=side, max_train_per_class=max(8, batch_size),
                          seed=seed)
         x, y = proxy_batch(task, config.batch_size, config.seed)
-        results = []
+        results: list[dict] = []
+        cells = NB201Arch.sample_distinct(n_cells, seed)
         with Bars(progress, transient=True) as bars:
             bar = bars.add("zero-cost scoring", budget.evaluations)
-            for arch in NB201Arch.sample_distinct(n_cells, seed):
+            # cells are scored a few at a time (nwot and meco run them side by side); the
+            # budget is checked between groups, so a time budget ends within one group
+            for start in range(0, len(cells), CELLS_AT_ONCE):
                 if results and budget.exhausted(time.perf_counter() - t0, len(results)):
                     break
-                results.append(score_cell(arch, x, y, num_classes=task.num_classes,
-                                          proxies=names, config=config))
-                bars.advance(bar)
+                results += score_batch(cells[start:start + CELLS_AT_ONCE], x, y,
+                                       num_classes=task.num_classes, proxies=names,
+                                       config=config, checked=bool(results),
+                                       progress=lambda *_: bars.advance(bar))
         votes = rank_vote(results, names)
         order = sorted(range(len(results)), key=lambda i: (-votes[i], i))
         candidates = [Candidate(results[i]["arch"], float(votes[i]), {

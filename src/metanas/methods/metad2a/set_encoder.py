@@ -28,7 +28,9 @@ class MAB(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor,
                 y_mask: torch.Tensor | None = None) -> torch.Tensor:
         q = self.proj_q(x)
-        pad = None if y_mask is None else ~y_mask
+        # a mask that masks nothing is passed as none: the same attention, and a masked call
+        # makes PyTorch (2.13) import sympy for its shape checks, 0.4-0.8 s the first time
+        pad = None if y_mask is None or bool(y_mask.all()) else ~y_mask
         h, _ = self.att(q, y, y, key_padding_mask=pad, need_weights=False)
         h = self.ln1(q + h)
         return self.ln2(h + torch.relu(self.ff(h)))
