@@ -36,3 +36,27 @@ def test_variable_set_sizes_match_unpadded_encoding():
         # one image per class and two classes work too
         tiny = enc(*pad_sets([[torch.randn(1, 8), torch.randn(1, 8)]]))
     assert tiny.shape == (1, 16) and torch.isfinite(tiny).all()
+
+
+def test_a_mask_that_masks_nothing_is_no_mask():
+    """Sets without padding take the unmasked attention (the same numbers): PyTorch's masked
+    path imports sympy on first use, 0.4-0.8 s of a first search."""
+    torch.manual_seed(0)
+    enc = DatasetEncoder(8, hidden=16, out=16, heads=2).eval()
+    feats, image_mask, class_mask = pad_sets([[torch.randn(4, 8) for _ in range(3)]])
+    assert bool(image_mask.all()) and bool(class_mask.all())
+    with torch.no_grad():
+        torch.testing.assert_close(enc(feats, image_mask, class_mask), enc(feats),
+                                   atol=1e-6, rtol=1e-6)
+
+
+def test_a_first_search_does_not_import_sympy():
+    import subprocess
+    import sys
+
+    code = ("import sys, metanas; metanas.search('digits', method='metad2a', top=3); "
+            "print('sympy' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
