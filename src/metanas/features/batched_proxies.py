@@ -47,8 +47,10 @@ __all__ = ["BATCHED", "batched_scores", "initial_conv_weights"]
 BATCHED = frozenset({"nwot", "meco"})
 """The proxies computed here (forward only, no labels)."""
 _CONV_KERNEL = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
-_CHUNK_ELEMENTS = 1 << 23
-"""Activation elements (images x cells x channels x pixels) of one pass: 32 MiB as float32."""
+_CHUNK_ELEMENTS = 1 << 22
+"""Activation elements (images x cells x channels x pixels) of one pass: 16 MiB as float32
+(a pass holds about ten such tensors at once; a 30-cell re-rank at C=8, 32 images, 16 px
+is 2 MiB)."""
 _BN_EPS = nn.BatchNorm2d(1).eps
 
 
