@@ -282,7 +282,7 @@ class ZeroCostOptions(SearchOptions):
     proxies: str = option("nwot,meco", "proxies in the rank vote (comma list)")
     C: int = option(8, "network width scored", min=1, max=256)
     N: int = option(1, "cells per stage scored", min=1, max=16)
-    resolution: int | None = option(None, "image side scored (default: min(32, the images'))",
+    resolution: int | None = option(None, "image side scored (default: min(16, the images'))",
                                     min=4, max=512)
     batch_size: int = option(64, "images in the scored batch", min=2, max=4096)
 

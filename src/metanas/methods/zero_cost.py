@@ -4,7 +4,7 @@ training, and rank them by a rank vote of proxies (:mod:`metanas.features.zero_c
 Defaults: ``nwot`` and ``meco`` (the two best against NB201 ImageNet16-120 accuracy in
 ``docs/zero_cost.md`` at C=8, N=1: Spearman 0.82-0.83; as a vote on 100 cells their first pick
 scores 45.74 on the leave-ImageNet16-120-out protocol, nwot + zico 45.00, at four fifths of
-the time), 100 seeded distinct connected cells. Budget:
+the time), 100 seeded distinct connected cells at 16 px. Budget:
 evaluations = cells scored, seconds = seconds of scoring (whichever comes first).
 """
 
@@ -33,6 +33,11 @@ MAX_CELLS = 1000
 """Cells drawn when only seconds bound the search (the scoring stops at the deadline)."""
 CELLS_AT_ONCE = 16
 """Cells scored together (nwot and meco run them side by side) between budget checks."""
+DEFAULT_RESOLUTION = 16
+"""Image side the proxies see unless set (smaller images as they are): the side the re-ranks
+use and the leave-ImageNet16-120-out protocol measured (45.74); at 32 px the first pick fell
+to 43.40 there and to 44.71 on CIFAR-10 judged in that table (45.29 at 16 px), at 3x the
+time (session 17, docs/zero_cost.md)."""
 
 
 class ZeroCostSearch(SearchMethod):
@@ -53,7 +58,7 @@ class ZeroCostSearch(SearchMethod):
         budget = budget or Budget(evaluations=DEFAULT_CELLS)
         n_cells = budget.evaluations if budget.evaluations is not None else MAX_CELLS
         t0 = time.perf_counter()
-        side = resolution or min(32, max(dataset.image_size))
+        side = resolution or min(DEFAULT_RESOLUTION, max(dataset.image_size))
         task = make_task(dataset, resolution=side, max_train_per_class=max(8, batch_size),
                          seed=seed)
         x, y = proxy_batch(task, config.batch_size, config.seed)
