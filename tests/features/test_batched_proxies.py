@@ -11,6 +11,7 @@ from torch import nn
 
 from metanas.features import batched_proxies
 from metanas.features.batched_proxies import batched_scores, initial_conv_weights
+from metanas.features.zero_cost import ZeroCostConfig, score_batch
 from metanas.spaces.nb201 import NB201Arch, NB201Network
 
 DEAD = "|none~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|"  # output reached only from 0
@@ -63,7 +64,8 @@ def test_weights_are_the_networks_own(C, N, channels):
         assert all(torch.equal(a, b) for a, b in zip(convs, mine.values(), strict=True))
 
 
-@pytest.mark.parametrize("C,N,side,channels", [(8, 1, 16, 3), (4, 2, 8, 1), (3, 1, 4, 3)])
+@pytest.mark.parametrize("C,N,side,channels",
+                         [(8, 1, 16, 3), (4, 2, 8, 1), (3, 1, 4, 3), (2, 1, 8, 3), (1, 1, 8, 1)])
 def test_scores_equal_each_cells_own_network(C, N, side, channels):
     g = torch.Generator().manual_seed(1)
     x = torch.randn(12, channels, side, side, generator=g)
@@ -89,8 +91,23 @@ def test_a_cells_score_does_not_depend_on_its_company(monkeypatch):
     only = batched_scores(cells, x, C=4, N=1, seed=0, proxies=["meco"])
     assert list(only) == ["meco"]
     np.testing.assert_array_equal(only["meco"], together["meco"])  # nwot changes nothing
-    monkeypatch.setattr(batched_proxies, "_CHUNK_ELEMENTS", 3 * 16 * 4 * 64)  # chunks of 3
+    monkeypatch.setattr(batched_proxies, "_CHUNK_ELEMENTS", 3 * 16 * (4 * 64 + 16))  # 3 a pass
     chunked = batched_scores(cells, x, C=4, N=1, seed=0, proxies=["nwot", "meco"])
     for p in ("nwot", "meco"):  # grouped convolutions of other sizes round differently
         np.testing.assert_allclose(together[p], [a[p][0] for a in alone], rtol=1e-6)
         np.testing.assert_allclose(together[p], chunked[p], rtol=1e-6)
+
+
+def test_the_loss_pass_gives_the_same_nwot_and_meco():
+    """With snip asked for too, nwot and meco come from hooks on each cell's own network (the
+    pass snip needs anyway) through the same arithmetic: the same scores."""
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(12, 3, 8, 8, generator=g), torch.randint(0, 3, (12,), generator=g)
+    config = ZeroCostConfig(C=4, N=1, batch_size=12)
+    cells = _cells(6)
+    side = score_batch(cells, x, y, num_classes=3, proxies="nwot,meco", config=config)
+    hooked = score_batch(cells, x, y, num_classes=3, proxies="nwot,meco,snip", config=config)
+    for a, b in zip(side, hooked, strict=True):
+        for p in ("nwot", "meco"):
+            assert b["scores"][p] == pytest.approx(a["scores"][p], rel=1e-6, abs=1e-9), a["arch"]
+        assert b["scores"]["snip"] >= 0  # 0 where no path reaches the classifier

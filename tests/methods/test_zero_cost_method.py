@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from metanas.api import search
 from metanas.data import load_dataset
 from metanas.errors import ConfigError
+from metanas.methods import zero_cost as method_module
 from metanas.methods.interface import Budget
 from metanas.spaces.nb201 import NB201Arch
 
@@ -62,3 +65,22 @@ def test_a_seconds_budget_alone_stops_at_its_deadline(digits):
     res = search(digits, method="zero-cost", top=2, seed=0, budget=Budget(seconds=0.5),
                  options={"C": 4, "N": 1, "batch_size": 16})
     assert 1 <= res.timings["cells"] < 1000
+
+
+def test_a_seconds_budget_sizes_its_groups_to_the_time_left(digits, monkeypatch):
+    """A first cell alone measures the time per cell; later groups (cells side by side) hold
+    no more cells than the seconds left allow, so scoring stops about one cell past the
+    deadline, not a whole group past it."""
+    sizes = []
+    real = method_module.score_batch
+
+    def slow(cells, *args, **kwargs):
+        sizes.append(len(cells))
+        time.sleep(0.05 * len(cells))
+        return real(cells, *args, **kwargs)
+
+    monkeypatch.setattr(method_module, "score_batch", slow)
+    res = search(digits, method="zero-cost", top=2, seed=0, budget=Budget(seconds=0.5),
+                 options={"C": 4, "N": 1, "batch_size": 16})
+    assert sizes[0] == 1 and max(sizes) <= method_module.CELLS_AT_ONCE
+    assert res.timings["cells"] == sum(sizes) <= 0.5 / 0.05 + 1

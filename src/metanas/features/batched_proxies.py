@@ -24,7 +24,10 @@ checks both against hooks on :class:`NB201Network`):
   layer's, an ``Identity``'s its input, so those maps count twice.
 
 Scores agree with the one-cell network to float rounding (grouped and plain convolution
-kernels round differently): nwot to ~1e-6 relative, meco to ~1e-9.
+kernels round differently, also between passes of different cell counts): ~1e-7 relative.
+:class:`Recorder` holds the arithmetic of both proxies; :mod:`metanas.features.zero_cost`
+also feeds it from hooks on one cell's network when that network runs anyway (for snip,
+grad_norm and fisher).
 """
 
 from __future__ import annotations
@@ -40,17 +43,18 @@ from torch import nn
 from metanas.spaces.nb201 import EDGES, NB201Arch
 from metanas.spaces.nb201.genotype import NUM_NODES
 from metanas.spaces.nb201.network import AvgPool
-from metanas.training.batched import effective_ops
+from metanas.training.batched import CELL_OPS, CONV_KERNELS, effective_ops
 
-__all__ = ["BATCHED", "batched_scores", "initial_conv_weights"]
+__all__ = ["BATCHED", "MAX_CELLS_AT_ONCE", "Recorder", "batched_scores", "initial_conv_weights"]
 
 BATCHED = frozenset({"nwot", "meco"})
 """The proxies computed here (forward only, no labels)."""
-_CONV_KERNEL = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
+MAX_CELLS_AT_ONCE = 32
+"""Cells of one pass at most (a re-rank's 30 fit in one)."""
 _CHUNK_ELEMENTS = 1 << 22
-"""Activation elements (images x cells x channels x pixels) of one pass: 16 MiB as float32
-(a pass holds about ten such tensors at once; a 30-cell re-rank at C=8, 32 images, 16 px
-is 2 MiB)."""
+"""Per pass, activation elements (images x cells x channels x pixels) plus each cell's
+images x images kernel: 16 MiB as float32 (a pass holds about ten such tensors at once; a
+30-cell re-rank at C=8, 32 images, 16 px is 2 MiB)."""
 _BN_EPS = nn.BatchNorm2d(1).eps
 
 
@@ -61,11 +65,11 @@ def initial_conv_weights(arch: NB201Arch, C: int, N: int, in_channels: int,
     construction order (stem; each layer's convolutions in order, ops on dead edges included;
     the classifier last, not needed here). Keys: ``stem``, ``L{layer}e{edge}`` for a cell's
     conv op, ``L{layer}a`` / ``b`` / ``s`` for a reduction's two convolutions and shortcut."""
-    torch.random.default_generator.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # the CPU default generator's stream
 
     def draw(c_out: int, c_in: int, k: int) -> torch.Tensor:
         w = torch.empty(c_out, c_in, k, k)
-        nn.init.kaiming_uniform_(w, a=math.sqrt(5))  # nn.Conv2d.reset_parameters
+        nn.init.kaiming_uniform_(w, a=math.sqrt(5), generator=gen)  # as nn.Conv2d draws it
         return w
 
     out = {"stem": draw(C, in_channels, 3)}
@@ -79,38 +83,52 @@ def initial_conv_weights(arch: NB201Arch, C: int, N: int, in_channels: int,
             layer += 1
         for _ in range(N):
             for e, op in enumerate(arch.ops):
-                if op in _CONV_KERNEL:
-                    out[f"L{layer}e{e}"] = draw(c, c, _CONV_KERNEL[op])
+                if op in CONV_KERNELS:
+                    out[f"L{layer}e{e}"] = draw(c, c, CONV_KERNELS[op])
             layer += 1
     return out
 
 
-class _Recorder:
-    """Per-cell nwot kernels and meco terms of the outputs seen during one pass."""
+class Recorder:
+    """nwot kernels and meco terms of ``cells`` cells, fed the ReLU inputs and module outputs
+    of a pass (of several cells side by side, or of one network through hooks)."""
 
     def __init__(self, cells: int, images: int, nwot: bool, meco: bool) -> None:
-        self.nwot, self.meco = nwot, meco
         self.kernel = torch.zeros(cells, images, images, dtype=torch.float64) if nwot else None
-        self.maps: list[tuple[torch.Tensor, torch.Tensor, int]] = []  # (cells, maps, count)
+        self.meco = meco
+        # per map shape: (cells, their correlation matrices (S, c, c) in float64, count)
+        self.corrs: dict[tuple[int, int], list[tuple[torch.Tensor, torch.Tensor, int]]] = {}
 
     def relu_input(self, x: torch.Tensor, cells: torch.Tensor) -> None:
+        """The input of a ReLU: (images, S * c, H, W), cell ``cells[s]`` owning channels
+        ``s*c .. (s+1)*c - 1``."""
         if self.kernel is None:
             return
         b = x.shape[0]
         codes = (x.reshape(b, len(cells), -1) > 0).transpose(0, 1).float()  # (S, b, units)
         on = codes.sum(2)
-        # exact integers in float32 below 2**24 units: the one-cell network's counts
+        # units on which images i and j agree: c c^T + (1-c)(1-c)^T = 2 c c^T - s_i - s_j + F,
+        # exact integers in float32 below 2**24 units
         agree = 2.0 * torch.bmm(codes, codes.transpose(1, 2)) - on[:, :, None] \
             - on[:, None, :] + codes.shape[2]
         self.kernel.index_add_(0, cells, agree.double())
 
     def output(self, x: torch.Tensor, cells: torch.Tensor, count: int = 1) -> None:
+        """A module output (laid out as for :meth:`relu_input`), counted ``count`` times:
+        the channel correlation matrix of the first image's map is kept (as torch.corrcoef,
+        undefined correlations of a constant channel as 0)."""
         if not self.meco:
             return
         c = x.shape[1] // len(cells)
         if c < 2 or x.shape[-2:].numel() < 2:  # no correlation matrix
             return
-        self.maps.append((cells, x[0].reshape(len(cells), c, -1).clone(), count))
+        m = x[0].detach().reshape(len(cells), c, -1).double()
+        m = m - m.mean(-1, keepdim=True)
+        cov = m @ m.transpose(1, 2)
+        d = torch.diagonal(cov, dim1=1, dim2=2).sqrt()
+        corr = (cov / d[:, :, None] / d[:, None, :]).clamp(-1.0, 1.0)
+        corr = torch.nan_to_num(corr, nan=0.0, posinf=0.0, neginf=0.0)
+        self.corrs.setdefault(tuple(m.shape[1:]), []).append((cells, corr, count))
 
     def nwot_scores(self) -> torch.Tensor:
         assert self.kernel is not None
@@ -119,19 +137,10 @@ class _Recorder:
 
     def meco_scores(self, cells: int) -> torch.Tensor:
         """Per cell, the sum of its outputs' smallest correlation eigenvalues (finite ones);
-        maps of one shape share one batched eigen-decomposition."""
+        matrices of one shape share one batched eigen-decomposition."""
         total = torch.zeros(cells, dtype=torch.float64)
-        groups: dict[tuple[int, int], list[tuple[torch.Tensor, torch.Tensor, int]]] = {}
-        for entry in self.maps:
-            groups.setdefault(tuple(entry[1].shape[1:]), []).append(entry)
-        for same in groups.values():
-            x = torch.cat([m for _, m, _ in same]).double()
-            x = x - x.mean(-1, keepdim=True)
-            cov = x @ x.transpose(1, 2)
-            d = torch.diagonal(cov, dim1=1, dim2=2).sqrt()
-            corr = (cov / d[:, :, None] / d[:, None, :]).clamp(-1.0, 1.0)  # as torch.corrcoef
-            corr = torch.nan_to_num(corr, nan=0.0, posinf=0.0, neginf=0.0)
-            low = torch.linalg.eigvalsh(corr)[:, 0]
+        for same in self.corrs.values():
+            low = torch.linalg.eigvalsh(torch.cat([m for _, m, _ in same]))[:, 0]
             low = torch.where(torch.isfinite(low), low, torch.zeros_like(low))
             counts = torch.cat([torch.full((len(c),), float(n), dtype=torch.float64)
                                 for c, _, n in same])
@@ -159,7 +168,7 @@ def _grouped_conv(x: torch.Tensor, w: torch.Tensor, groups: int, stride: int = 1
     return F.conv2d(x, w, stride=stride, padding=k // 2, groups=groups)
 
 
-def _relu_conv_bn(x: torch.Tensor, w: torch.Tensor, cells: torch.Tensor, rec: _Recorder,
+def _relu_conv_bn(x: torch.Tensor, w: torch.Tensor, cells: torch.Tensor, rec: Recorder,
                   stride: int = 1) -> torch.Tensor:
     """NB201's ReLUConvBN for the cells ``cells`` (their channels of ``x``, in order): ReLU,
     Conv, BN and the Sequential (the BN's map again)."""
@@ -174,7 +183,7 @@ def _relu_conv_bn(x: torch.Tensor, w: torch.Tensor, cells: torch.Tensor, rec: _R
 
 
 def _pass(archs: Sequence[NB201Arch], x: torch.Tensor, C: int, N: int, seed: int,
-          rec: _Recorder) -> None:
+          rec: Recorder) -> None:
     K = len(archs)
     every = torch.arange(K)
     weights = [initial_conv_weights(a, C, N, x.shape[1], seed) for a in archs]
@@ -208,7 +217,7 @@ def _pass(archs: Sequence[NB201Arch], x: torch.Tensor, C: int, N: int, seed: int
                 total = torch.zeros_like(h)
                 for e in inputs[node]:
                     src = nodes[EDGES[e][1]]
-                    for op in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"):
+                    for op in CELL_OPS:
                         users = [i for i in range(K) if eff[i][e] == op]
                         if not users:
                             continue
@@ -246,12 +255,12 @@ def batched_scores(archs: Sequence[NB201Arch], x: torch.Tensor, *, C: int, N: in
     ``proxies``, on the float images ``x`` (B, channels, H, W); non-finite scores are
     ``-inf``. Cells run in chunks of at most :data:`_CHUNK_ELEMENTS` activation elements."""
     want = [p for p in proxies if p in BATCHED]
-    per_cell = len(x) * C * x.shape[-2] * x.shape[-1]
-    chunk = max(1, _CHUNK_ELEMENTS // per_cell)
+    per_cell = len(x) * (C * x.shape[-2] * x.shape[-1] + len(x))
+    chunk = max(1, min(MAX_CELLS_AT_ONCE, _CHUNK_ELEMENTS // per_cell))
     out: dict[str, list[np.ndarray]] = {p: [] for p in want}
     for start in range(0, len(archs), chunk):
         part = archs[start:start + chunk]
-        rec = _Recorder(len(part), len(x), "nwot" in want, "meco" in want)
+        rec = Recorder(len(part), len(x), "nwot" in want, "meco" in want)
         _pass(part, x, C, N, seed, rec)
         if "nwot" in want:
             out["nwot"].append(rec.nwot_scores().numpy())

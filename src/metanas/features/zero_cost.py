@@ -34,12 +34,13 @@ Proxies (``w``: the weights of every Conv2d and Linear layer; ``L``: mean cross-
 * ``params``, ``flops``: :func:`~metanas.spaces.nb201.count_params` and
   :func:`~metanas.spaces.nb201.count_macs` (multiply-accumulates of one image), raw counts.
 
-Passes are shared where the computation is identical: ``nwot`` and ``meco`` of all the cells
+Passes are shared where the computation is identical: ``nwot`` and ``meco`` of the cells
 scored together come from one forward pass of the cells side by side
-(:mod:`metanas.features.batched_proxies`; each cell reports its share of that pass's seconds);
-``snip``, ``grad_norm`` and ``fisher`` from one forward/backward pass of the cell's network (each
-reports that pass's seconds; BatchNorm in training mode normalises by the batch either way);
-``params`` and ``flops`` from one count.
+(:mod:`metanas.features.batched_proxies`; each cell reports its share of that pass's
+seconds), unless ``snip``, ``grad_norm`` or ``fisher`` are asked for too: then all five come
+from one forward/backward pass of each cell's network (each reports that pass's seconds;
+BatchNorm in training mode normalises by the batch either way); ``params`` and ``flops`` from
+one count.
 
 Degenerate inputs (documented behaviour, see docs/zero_cost.md):
 
@@ -67,7 +68,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from metanas.errors import ConfigError, DatasetError
-from metanas.features.batched_proxies import BATCHED, batched_scores
+from metanas.features.batched_proxies import BATCHED, MAX_CELLS_AT_ONCE, Recorder, batched_scores
 from metanas.spaces.nb201 import NB201Arch, NB201Network, count_macs, count_params, parse
 from metanas.tasks import Task
 from metanas.threads import single_threaded
@@ -89,7 +90,8 @@ LABEL_FREE = DATA_FREE | {"nwot", "jacov", "meco"}
 MIN_RESOLUTION = 4
 """The NB201 skeleton halves the image twice; below 4 px its last shortcut pool has no input."""
 JACOV_EPS = 1e-5
-_SHARED = ("snip", "grad_norm", "fisher")
+_SHARED = ("nwot", "snip", "grad_norm", "fisher", "meco")
+_LOSS_PASS = ("snip", "grad_norm", "fisher")
 
 
 @dataclass(frozen=True)
@@ -193,10 +195,12 @@ def score_batch(
     progress: Callable[[int, int, dict[str, Any]], None] | None = None,
     checked: bool = False,
 ) -> list[dict[str, Any]]:
-    """:func:`score_cell` for every cell of ``archs``, in order: nwot and meco of all cells
-    in shared passes (:mod:`metanas.features.batched_proxies`, their seconds are the pass's
-    share per cell), the other proxies cell by cell; ``progress(done, total, last_result)``
-    after each cell."""
+    """:func:`score_cell` for every cell of ``archs``, in order; ``progress(done, total,
+    last_result)`` after each cell. nwot and meco of up to
+    :data:`~metanas.features.batched_proxies.MAX_CELLS_AT_ONCE` cells come from one pass of
+    the cells side by side (their seconds: each cell's share of it), unless snip, grad_norm
+    or fisher are asked for too: then from the forward pass each cell's network runs for
+    them anyway. The other proxies run cell by cell."""
     config = config or ZeroCostConfig()
     names = check_proxies(proxies)
     cells = [parse(a) for a in archs]
@@ -206,30 +210,33 @@ def score_batch(
         raise ConfigError(f"zero-cost proxies need at least 2 classes, got {num_classes}")
     x = x.float()
     y = y.long()
-    together = [p for p in names if p in BATCHED]
-    shared: dict[str, np.ndarray] = {}
-    share = 0.0
-    if together and cells:
-        t0 = time.perf_counter()
-        with single_threaded():
-            shared = batched_scores(cells, x, C=config.C, N=config.N, seed=config.seed,
-                                    proxies=together)
-        share = (time.perf_counter() - t0) / len(cells)
-    out = []
-    for i, arch in enumerate(cells):
-        r = _score_alone(arch, x, y, num_classes, [p for p in names if p not in BATCHED],
-                         config)
-        r["scores"].update({p: float(shared[p][i]) for p in together})
-        r["seconds"].update({p: share for p in together})
-        r["seconds_total"] += share if together else 0.0
-        r["scores"] = {p: r["scores"][p] for p in names}
-        r["seconds"] = {p: r["seconds"][p] for p in names}
-        r["nonfinite"] = [p for p in names if not math.isfinite(r["scores"][p])]
-        for p in r["nonfinite"]:
-            r["scores"][p] = -math.inf
-        out.append(r)
-        if progress is not None:
-            progress(i + 1, len(cells), r)
+    together = ([] if any(p in names for p in _LOSS_PASS)
+                else [p for p in names if p in BATCHED])
+    alone = [p for p in names if p not in together]
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(cells), MAX_CELLS_AT_ONCE):
+        group = cells[start:start + MAX_CELLS_AT_ONCE]
+        shared: dict[str, np.ndarray] = {}
+        share = 0.0
+        if together:
+            t0 = time.perf_counter()
+            with single_threaded():
+                shared = batched_scores(group, x, C=config.C, N=config.N, seed=config.seed,
+                                        proxies=together)
+            share = (time.perf_counter() - t0) / len(group)
+        for i, arch in enumerate(group):
+            r = _score_alone(arch, x, y, num_classes, alone, config)
+            r["scores"].update({p: float(shared[p][i]) for p in together})
+            r["seconds"].update({p: share for p in together})
+            r["seconds_total"] += share
+            r["scores"] = {p: r["scores"][p] for p in names}
+            r["seconds"] = {p: r["seconds"][p] for p in names}
+            r["nonfinite"] = [p for p in names if not math.isfinite(r["scores"][p])]
+            for p in r["nonfinite"]:
+                r["scores"][p] = -math.inf
+            out.append(r)
+            if progress is not None:
+                progress(len(out), len(cells), r)
     return out
 
 
@@ -317,8 +324,22 @@ def _weighted_layers(net: nn.Module) -> list[nn.Conv2d | nn.Linear]:
 
 def _shared_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
                  names: Sequence[str]) -> dict[str, float]:
-    """snip and grad_norm (weight gradients) and fisher (layer output activations and their
-    gradients) from one forward and one backward pass."""
+    """snip and grad_norm (weight gradients), fisher (layer output activations and their
+    gradients), and nwot and meco (ReLU inputs, every module's output, through the
+    :class:`~metanas.features.batched_proxies.Recorder`) from one forward and one backward
+    pass."""
+    want_loss = any(p in names for p in _LOSS_PASS)
+    rec = Recorder(1, len(x), "nwot" in names, "meco" in names)
+    cell = torch.zeros(1, dtype=torch.long)
+    hooks = []
+    if "nwot" in names:
+        hooks += [m.register_forward_pre_hook(lambda _m, inp: rec.relu_input(inp[0], cell))
+                  for m in net.modules() if isinstance(m, nn.ReLU)]
+    if "meco" in names:
+        hooks += [m.register_forward_hook(
+            lambda _m, _i, out: rec.output(out, cell)
+            if isinstance(out, torch.Tensor) and out.ndim == 4 else None)
+            for m in net.modules()]
     fisher_terms: list[torch.Tensor] = []
 
     def capture(mod: nn.Module, _inp, out: torch.Tensor) -> None:
@@ -335,13 +356,24 @@ def _shared_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
         out.register_hook(on_grad)
 
-    hooks = ([m.register_forward_hook(capture) for m in _weighted_layers(net)]
-             if "fisher" in names else [])
+    if "fisher" in names:
+        hooks += [m.register_forward_hook(capture) for m in _weighted_layers(net)]
     try:
-        F.cross_entropy(net(x), y).backward()
+        if want_loss:
+            F.cross_entropy(net(x), y).backward()
+        else:
+            with torch.no_grad():
+                net(x)
     finally:
         for h in hooks:
             h.remove()
+    out: dict[str, float] = {}
+    if "nwot" in names:
+        out["nwot"] = float(rec.nwot_scores()[0])
+    if "meco" in names:
+        out["meco"] = float(rec.meco_scores(1)[0])
+    if not want_loss:
+        return out
     snip = grad_norm = 0.0
     for layer in _weighted_layers(net):
         g = layer.weight.grad
@@ -350,7 +382,7 @@ def _shared_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
         snip += float((layer.weight.detach() * g).abs().sum())
         grad_norm += float(g.norm())
     fisher = float(sum(fisher_terms)) if fisher_terms else 0.0
-    return {"snip": snip, "grad_norm": grad_norm, "fisher": fisher}
+    return {**out, "snip": snip, "grad_norm": grad_norm, "fisher": fisher}
 
 
 def _size(net: nn.Module, x: torch.Tensor, flops: bool) -> dict[str, float]:

@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from metanas.data import ImageDataset
+from metanas.features.batched_proxies import BATCHED
 from metanas.features.zero_cost import (
     ZeroCostConfig,
     check_proxies,
@@ -30,7 +31,8 @@ from metanas.tasks import make_task
 
 DEFAULT_CELLS = 100
 MAX_CELLS = 1000
-"""Cells drawn when only seconds bound the search (the scoring stops at the deadline)."""
+"""Cells drawn when only seconds bound the search (the scoring stops at the deadline, within
+about one cell's time)."""
 CELLS_AT_ONCE = 16
 """Cells scored together (nwot and meco run them side by side) between budget checks."""
 DEFAULT_RESOLUTION = 16
@@ -64,17 +66,26 @@ class ZeroCostSearch(SearchMethod):
         x, y = proxy_batch(task, config.batch_size, config.seed)
         results: list[dict] = []
         cells = NB201Arch.sample_distinct(n_cells, seed)
+        together = CELLS_AT_ONCE if BATCHED.intersection(names) else 1
         with Bars(progress, transient=True) as bars:
             bar = bars.add("zero-cost scoring", budget.evaluations)
-            # cells are scored a few at a time (nwot and meco run them side by side); the
-            # budget is checked between groups, so a time budget ends within one group
-            for start in range(0, len(cells), CELLS_AT_ONCE):
-                if results and budget.exhausted(time.perf_counter() - t0, len(results)):
+            # a first cell alone measures the time per cell; then groups (nwot and meco run
+            # their cells side by side) no larger than the seconds left allow, so a time
+            # budget ends within about one cell's time
+            size = 1
+            while len(results) < len(cells):
+                t_group = time.perf_counter()
+                if results and budget.exhausted(t_group - t0, len(results)):
                     break
-                results += score_batch(cells[start:start + CELLS_AT_ONCE], x, y,
-                                       num_classes=task.num_classes, proxies=names,
-                                       config=config, checked=bool(results),
+                group = cells[len(results):len(results) + size]
+                results += score_batch(group, x, y, num_classes=task.num_classes,
+                                       proxies=names, config=config, checked=bool(results),
                                        progress=lambda *_: bars.advance(bar))
+                per_cell = (time.perf_counter() - t_group) / len(group)
+                size = together
+                if budget.seconds is not None:
+                    left = budget.seconds - (time.perf_counter() - t0)
+                    size = max(1, min(size, int(left / max(per_cell, 1e-9))))
         votes = rank_vote(results, names)
         order = sorted(range(len(results)), key=lambda i: (-votes[i], i))
         candidates = [Candidate(results[i]["arch"], float(votes[i]), {

@@ -88,10 +88,13 @@ from metanas.training.trainer import (
     train_epoch,
 )
 
-__all__ = ["BatchedNB201Network", "effective_ops", "train_architectures_batched"]
+__all__ = ["CELL_OPS", "CONV_KERNELS", "BatchedNB201Network", "effective_ops",
+           "train_architectures_batched"]
 
-_CONV_OPS = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
-_CELL_OPS = ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+CONV_KERNELS = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
+"""Kernel size of each convolution op."""
+CELL_OPS = ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+"""The ops that compute something (``none`` adds nothing)."""
 
 
 def effective_ops(arch: NB201Arch | str) -> tuple[str, ...]:
@@ -180,12 +183,12 @@ class _BatchedCell(nn.Module):
         self.convs = nn.ModuleDict()
         self._masks: dict[str, str | None] = {}
         for k in range(len(EDGES)):
-            used = [op for op in _CELL_OPS if any(ops[k] == op for ops in eff_ops)]
+            used = [op for op in CELL_OPS if any(ops[k] == op for ops in eff_ops)]
             self.edge_ops.append(used)
             for op in used:
                 key = f"{k}_{op}"
-                if op in _CONV_OPS:
-                    self.convs[key] = _GroupedReLUConvBN(B, channels, channels, _CONV_OPS[op])
+                if op in CONV_KERNELS:
+                    self.convs[key] = _GroupedReLUConvBN(B, channels, channels, CONV_KERNELS[op])
                 flags = torch.tensor([float(ops[k] == op) for ops in eff_ops])
                 if bool(flags.all()):
                     self._masks[key] = None  # every model uses it: no masking needed
@@ -224,7 +227,7 @@ class _BatchedCell(nn.Module):
     def copy_slot(self, b: int, single: NB201Cell, eff: Sequence[str], *,
                   back: bool = False) -> None:
         for k, ((to, src), op) in enumerate(zip(EDGES, eff, strict=True)):
-            if op in _CONV_OPS:
+            if op in CONV_KERNELS:
                 self.convs[f"{k}_{op}"].copy_slot(b, single.edges[f"{to}<-{src}"], back=back)
 
 
