@@ -210,6 +210,15 @@ def option_cases(d: Path) -> list[Case]:
                    "predictor_sources"))]
     cases += [Case("option", "validate --folds 1", ["validate", "--kb", "default", "--folds", "1"],
                    needle="folds")]
+    # sides an NB201 network cannot halve twice (session 17: tracebacks before)
+    cases += [Case("option", label, argv, needle="divisible by 4") for label, argv in (
+        ("zero-cost --resolution 5", ["zero-cost", "--dataset", "digits", "--sample", "2",
+                                      "--resolution", "5"]),
+        ("zero-cost method --set resolution=7", [*s, "--method", "zero-cost", "--set",
+                                                 "resolution=7"]),
+        ("value-net --set rerank_resolution=5", [*s, "--set", "rerank_resolution=5"]),
+        ("--train --recipe cpu-proxy[resolution=30]", [*s, "--train", "--recipe",
+                                                       "cpu-proxy[resolution=30]"]))]
     cases += [
         Case("option", "100 KB architecture", ["train", "--dataset", "digits", "--arch", "x" * 100_000]),
         Case("option", "architecture with an unknown op",

@@ -572,8 +572,8 @@ def zero_cost(
 
     The cells are ``archs`` (NATS-Bench strings) or ``sample`` seeded distinct connected cells;
     each is scored at initialisation (``torch.manual_seed(seed)``) as an NB201 network of size
-    ``C``, ``N`` at ``resolution`` px (default: the dataset's) on one seeded batch of
-    ``batch_size`` training images; ``proxies`` defaults to all of
+    ``C``, ``N`` at ``resolution`` px (default: the dataset's, down to a multiple of 4) on one
+    seeded batch of ``batch_size`` training images; ``proxies`` defaults to all of
     :data:`metanas.features.zero_cost.PROXIES`. Returns the task, the settings and per cell
     ``{"arch", "scores", "seconds", "seconds_total", "nonfinite"}`` (a score that could not be
     computed is ``-inf`` and its proxy is listed in ``nonfinite``).
@@ -582,6 +582,7 @@ def zero_cost(
     from metanas.features import zero_cost as zc
     from metanas.progress import Bars
     from metanas.spaces.nb201 import NB201Arch
+    from metanas.spaces.nb201.network import check_side, nb201_side
     from metanas.tasks import make_task
 
     names = zc.check_proxies(proxies)
@@ -597,7 +598,8 @@ def zero_cost(
             raise ConfigError(f"sample must be a positive integer, got {sample!r}")
         cells = NB201Arch.sample_distinct(sample, seed)
     data = as_dataset(dataset, seed=seed, progress=progress)
-    res = data.image_size[0] if resolution is None else resolution
+    res = nb201_side(data.image_size[0]) if resolution is None else resolution
+    check_side(res, "--resolution")
     # only one batch is scored: a few images per class suffice (and normalise it)
     per_class = max(8, -(-2 * batch_size // data.num_classes))
     task = make_task(data, resolution=res, max_train_per_class=per_class, max_test_per_class=1,

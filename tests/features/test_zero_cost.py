@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from metanas import api
 from metanas.cli import app
-from metanas.data import load_dataset
+from metanas.data import from_arrays, load_dataset
 from metanas.errors import ConfigError, DatasetError
 from metanas.features.zero_cost import (
     PROXIES,
@@ -23,6 +23,7 @@ from metanas.features.zero_cost import (
     score_cell,
     score_cells,
 )
+from metanas.methods.interface import Budget
 from metanas.spaces.nb201 import NB201Network, count_macs, count_params
 from metanas.tasks import make_task
 
@@ -96,8 +97,25 @@ def test_tiny_images_are_an_error(task):
     x, y = proxy_batch(task, 16, 0)
     with pytest.raises(ConfigError, match="at least 4x4"):
         score_cell(MIXED, x[:, :, :1, :1], y, num_classes=10, config=TINY)
-    with pytest.raises(DatasetError, match="resolution"):
+    with pytest.raises(ConfigError, match="--resolution 1 px"):
         api.zero_cost("digits", archs=[MIXED], resolution=1, C=4, N=1)
+
+
+def test_a_side_the_network_cannot_halve_twice_is_an_error_or_rounded_down(task):
+    """5 or 10 px would leave the reduction's two branches a pixel apart: an explicit side
+    is a clear error, a default one is rounded down to a multiple of 4."""
+    x, y = proxy_batch(task, 16, 0)
+    with pytest.raises(ConfigError, match="divisible by 4"):
+        score_cell(MIXED, x[:, :, :6, :6], y, num_classes=10, config=TINY)
+    with pytest.raises(ConfigError, match="--resolution 10 px.*e.g. 8"):
+        api.zero_cost("digits", archs=[MIXED], resolution=10, C=4, N=1)
+    rng = np.random.default_rng(0)
+    small = from_arrays(rng.integers(0, 255, (40, 10, 10, 3), dtype=np.uint8),
+                        np.repeat(np.arange(4), 10), name="ten-px")
+    res = api.zero_cost(small, archs=[MIXED], C=4, N=1, batch_size=8)
+    assert res["task"]["resolution"] == 8 and math.isfinite(res["cells"][0]["scores"]["nwot"])
+    found = api.search(small, method="zero-cost", top=1, budget=Budget(evaluations=3))
+    assert found.details["resolution"] == 8
 
 
 def test_api_returns_scores_and_seconds_per_cell():

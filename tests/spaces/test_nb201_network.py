@@ -8,14 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from metanas.errors import ArchitectureError
+from metanas.errors import ArchitectureError, ConfigError
 from metanas.spaces.nb201 import NB201Arch, NB201Network, count_macs, count_params
 from metanas.spaces.nb201.network import (
+    SIDE_DIVISOR,
     AvgPool,
     NB201Cell,
     ReLUConvBN,
     ResidualReduction,
+    check_side,
     make_op,
+    nb201_side,
 )
 
 CONV_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -275,3 +278,20 @@ def test_avg_pool_is_torchs_pooling_without_padding_counted(kernel_stride_paddin
     (g_theirs,) = torch.autograd.grad((theirs * weights).sum(), x)
     torch.testing.assert_close(g_ours, g_theirs, rtol=1e-12, atol=1e-12)
     assert not list(AvgPool(k, s, p).parameters()) and not AvgPool(k, s, p).state_dict()
+
+
+@pytest.mark.parametrize("side", range(4, 21))
+def test_the_sides_the_skeleton_takes(side):
+    """A side divisible by 4 runs; any other fails check_side with a clear error (in the
+    network a shape mismatch, or at 6 px a 1-pixel shortcut silently broadcast over the
+    2-pixel branch), and nb201_side gives the largest side below it that runs."""
+    arch = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
+    net = NB201Network(arch, C=2, N=1)
+    fitted = nb201_side(side)
+    assert fitted <= side and fitted % SIDE_DIVISOR == 0 and side - fitted < SIDE_DIVISOR
+    assert net(torch.rand(2, 3, fitted, fitted)).shape == (2, 10)
+    if side % SIDE_DIVISOR:
+        with pytest.raises(ConfigError, match=f"{side} px.*divisible by 4.*e.g. {fitted}"):
+            check_side(side)
+    else:
+        check_side(side)

@@ -70,6 +70,7 @@ from torch import nn
 from metanas.errors import ConfigError, DatasetError
 from metanas.features.batched_proxies import BATCHED, MAX_CELLS_AT_ONCE, Recorder, batched_scores
 from metanas.spaces.nb201 import NB201Arch, NB201Network, count_macs, count_params, parse
+from metanas.spaces.nb201.network import check_side
 from metanas.tasks import Task
 from metanas.threads import single_threaded
 
@@ -297,6 +298,8 @@ def _check_batch(x: torch.Tensor, y: torch.Tensor, names: Sequence[str]) -> None
         raise ConfigError(f"zero-cost proxies need images of at least {MIN_RESOLUTION}x"
                           f"{MIN_RESOLUTION} px (the NB201 network halves them twice), got "
                           f"{x.shape[-2]}x{x.shape[-1]}")
+    for side in x.shape[-2:]:
+        check_side(int(side), "zero-cost image side")
     if len(x) < 2:
         raise ConfigError(f"zero-cost proxies need a batch of at least 2 images, got {len(x)}")
     data = [p for p in names if p not in DATA_FREE]

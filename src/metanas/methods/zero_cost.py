@@ -27,6 +27,7 @@ from metanas.methods.interface import Budget, Candidate, SearchMethod, SearchRes
 from metanas.methods.options import ZeroCostOptions
 from metanas.progress import Bars
 from metanas.spaces.nb201 import NB201Arch
+from metanas.spaces.nb201.network import nb201_side
 from metanas.tasks import make_task
 
 DEFAULT_CELLS = 100
@@ -60,7 +61,7 @@ class ZeroCostSearch(SearchMethod):
         budget = budget or Budget(evaluations=DEFAULT_CELLS)
         n_cells = budget.evaluations if budget.evaluations is not None else MAX_CELLS
         t0 = time.perf_counter()
-        side = resolution or min(DEFAULT_RESOLUTION, max(dataset.image_size))
+        side = resolution or nb201_side(min(DEFAULT_RESOLUTION, max(dataset.image_size)))
         task = make_task(dataset, resolution=side, max_train_per_class=max(8, batch_size),
                          seed=seed)
         x, y = proxy_batch(task, config.batch_size, config.seed)

@@ -73,6 +73,7 @@ from metanas.spaces.nb201.network import (
     NB201Cell,
     ReLUConvBN,
     ResidualReduction,
+    check_side,
     nb201_stages,
 )
 from metanas.tasks import Task
@@ -329,6 +330,8 @@ def train_architectures_batched(
     recipe = get_recipe(recipe)
     dev = resolve_device(device)
     res = recipe.resolution or task.resolution
+    check_side(res, f"recipe {recipe.name}: resolution" if recipe.resolution else
+               "task resolution")
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = split_tensors(task, res, dev)
     B = len(archs)
 

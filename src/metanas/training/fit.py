@@ -17,6 +17,7 @@ from typing import Any
 
 from metanas.errors import ConfigError
 from metanas.spaces.nb201 import NB201Arch, NB201Network
+from metanas.spaces.nb201.network import nb201_side
 from metanas.tasks import Task
 from metanas.training.budget import MAX_EPOCHS, MIN_EPOCHS, SIZES, Plan, plan_training
 from metanas.training.recipes import Recipe, get_recipe
@@ -44,7 +45,7 @@ reductions leave almost nothing; above 32 a CPU budget buys too few epochs."""
 
 def fit_resolution(image_size: tuple[int, int]) -> int:
     """The side ``metanas fit`` trains a dataset of ``image_size`` images at by default."""
-    return min(max(max(image_size), FIT_SIDES[0]), FIT_SIDES[1])
+    return nb201_side(min(max(max(image_size), FIT_SIDES[0]), FIT_SIDES[1]))
 
 
 def check_budget(budget: Any, option: str = "--budget") -> float:

@@ -21,6 +21,7 @@ from torch import nn
 from metanas.errors import ConfigError
 from metanas.progress import Bars
 from metanas.spaces.nb201 import NB201Arch, NB201Network, count_macs, count_params, parse
+from metanas.spaces.nb201.network import check_side
 from metanas.tasks import Task
 from metanas.training.recipes import Recipe, get_recipe
 
@@ -309,6 +310,8 @@ def train_architecture(
     recipe = get_recipe(recipe)
     dev = resolve_device(device)
     res = recipe.resolution or task.resolution
+    check_side(res, f"recipe {recipe.name}: resolution" if recipe.resolution else
+               "task resolution")
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = split_tensors(task, res, dev)
 
     torch.manual_seed(seed)

@@ -14,7 +14,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from metanas.errors import ConfigError
 from metanas.spaces.nb201.genotype import EDGES, NUM_NODES, NB201Arch, parse
+
+SIDE_DIVISOR = 4
+"""An input side the skeleton takes must divide by this: each of its two reductions pools the
+shortcut with floor (``AvgPool(2, stride=2)``) and convolves with ceil (stride 2, padding 1),
+so an odd side there leaves the two branches one pixel apart."""
+
+
+def nb201_side(side: int) -> int:
+    """The largest side <= ``side`` the skeleton takes (at least :data:`SIDE_DIVISOR`)."""
+    return max(SIDE_DIVISOR, side - side % SIDE_DIVISOR)
+
+
+def check_side(side: int, what: str = "resolution") -> None:
+    """A clear error instead of a shape mismatch deep in the network."""
+    if side < SIDE_DIVISOR or side % SIDE_DIVISOR:
+        raise ConfigError(f"{what} {side} px: an NB201 network needs an image side divisible "
+                          f"by {SIDE_DIVISOR} (it halves it twice), e.g. {nb201_side(side)}")
 
 
 class ReLUConvBN(nn.Sequential):
