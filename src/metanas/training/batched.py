@@ -73,7 +73,6 @@ from metanas.spaces.nb201.network import (
     NB201Cell,
     ReLUConvBN,
     ResidualReduction,
-    check_side,
     nb201_stages,
 )
 from metanas.tasks import Task
@@ -83,6 +82,7 @@ from metanas.training.trainer import (
     _device_name,
     arch_label,
     build_model,
+    input_side,
     make_optimizer,
     resolve_device,
     split_tensors,
@@ -329,9 +329,7 @@ def train_architectures_batched(
         raise ConfigError("train_architectures_batched needs at least one architecture")
     recipe = get_recipe(recipe)
     dev = resolve_device(device)
-    res = recipe.resolution or task.resolution
-    check_side(res, f"recipe {recipe.name}: resolution" if recipe.resolution else
-               "task resolution")
+    res = input_side(task, recipe)
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = split_tensors(task, res, dev)
     B = len(archs)
 

@@ -83,6 +83,15 @@ def resize(x: torch.Tensor, resolution: int) -> torch.Tensor:
     return F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True)
 
 
+def input_side(task: Task, recipe: Recipe) -> int:
+    """The side a recipe trains ``task`` at (its own, or the task's), checked for the NB201
+    skeleton (a clear error instead of a shape mismatch in the first step)."""
+    res = recipe.resolution or task.resolution
+    check_side(res, f"recipe {recipe.name}: resolution" if recipe.resolution else
+               "task resolution")
+    return res
+
+
 def split_tensors(task: Task, resolution: int, dev: torch.device):
     """(x, y) of the train, validation and test splits at ``resolution`` on ``dev``."""
     return [
@@ -309,9 +318,7 @@ def train_architecture(
     arch = parse(arch)
     recipe = get_recipe(recipe)
     dev = resolve_device(device)
-    res = recipe.resolution or task.resolution
-    check_side(res, f"recipe {recipe.name}: resolution" if recipe.resolution else
-               "task resolution")
+    res = input_side(task, recipe)
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = split_tensors(task, res, dev)
 
     torch.manual_seed(seed)
